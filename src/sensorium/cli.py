@@ -1,0 +1,408 @@
+"""`sensorium`: the one command-line entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import trio
+import trio_asyncio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sensorium import __version__
+from sensorium.config import Settings, load_settings
+from sensorium.errors import ConfigError, SensoriumError
+from sensorium.logs import configure_logging
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="sensorium",
+    help="Sensorium: an IoT telemetry engine. `sensorium up` runs everything locally.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+device_app = typer.Typer(help="Manage devices.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(device_app, name="device")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (default: $SENSORIUM_CONFIG).",
+                 dir_okay=False),
+]
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="State folder of the embedded stack (default .sensorium)."),
+]
+LogFormatOption = Annotated[
+    str | None, typer.Option("--log-format", help="json (default) or text.")
+]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    settings = load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
+    return settings
+
+
+def _run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` in trio with the asyncio bridge open (asyncpg needs it)."""
+
+    async def main() -> T:
+        async with trio_asyncio.open_loop():
+            return await fn()
+
+    return trio.run(main)
+
+
+def _stack(settings: Settings, state_dir: Path | None) -> Any:
+    from sensorium.stack import EmbeddedStack
+
+    return EmbeddedStack(settings, state_dir=state_dir)
+
+
+def _primary_url(settings: Settings, state_dir: Path | None) -> str:
+    """The configured primary, else the embedded stack's."""
+    if settings.database.primary_url:
+        return settings.database.primary_url
+    stack = _stack(settings, state_dir)
+    secrets = stack.layout.load_secrets()
+    if secrets is None:
+        raise ConfigError(
+            "invalid setting database.primary_url (SENSORIUM_DATABASE__PRIMARY_URL): not set, "
+            f"and there is no embedded stack in {stack.layout.state_dir} (run `sensorium up`)"
+        )
+    url: str = stack.urls(secrets).primary
+    return url
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+@app.command()
+def up(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Return once healthy.")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Make a local CA; serve MQTT/TLS and HTTPS.")] = False,
+    log_format: LogFormatOption = None,
+    ready_timeout: Annotated[float, typer.Option(help="--detach: seconds to wait.")] = 300.0,
+) -> None:
+    """Run the whole stack locally: PostgreSQL primary + 2 replicas, Mosquitto, engine, HTTP."""
+    from sensorium.stack import raise_open_file_limit
+
+    settings = _settings(config, state_dir=state_dir, log_format=log_format)
+    stack = _stack(settings, state_dir)
+    raise_open_file_limit()
+    if detach:
+        raise typer.Exit(_detach(stack, config=config, tls=tls, timeout=ready_timeout))
+    from sensorium.launcher import UpReport, run_up
+
+    def on_ready(report: UpReport) -> None:
+        if report.admin_password:
+            file = stack.layout.admin_password_file
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(report.admin_password)
+        _print_report(report)
+
+    with stack.layout.hold_up_lock():
+        try:
+            trio.run(lambda: run_up(settings, stack, tls=tls, on_ready=on_ready))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stack.stop_services()
+            stack.layout.admin_password_file.unlink(missing_ok=True)
+    err.print("sensorium stopped")
+
+
+def _print_report(report: Any) -> None:
+    lines = [
+        "Sensorium is up.",
+        f"  HTTP API     {report.http_url}  (GET /healthz, /readyz, /metrics)",
+        f"  MQTT         {report.mqtt_url}  (username = device id, password = device token)",
+    ]
+    if report.mqtt_tls_url:
+        lines.append(f"  MQTT/TLS     {report.mqtt_tls_url}  (CA: {report.ca_file})")
+    lines.append(f"  primary      {report.primary_url}")
+    for index, url in enumerate(report.replica_urls, start=1):
+        lines.append(f"  replica-{index}    {url}")
+    lines.append(f"  admin        {report.admin_email}")
+    if report.admin_password:
+        lines.append(f"  password     {report.admin_password}  (shown once: keep it)")
+    lines.append(f"  state        {report.state_dir}")
+    lines.append("Stop with Ctrl-C (or `sensorium down` when detached).")
+    print("\n".join(lines), flush=True)
+
+
+def _detach(stack: Any, *, config: Path | None, tls: bool, timeout: float) -> int:
+    """Start `up` in the background, wait until healthy, print where things are."""
+    from sensorium.stack import EXIT_HEALTHY, collect_status, pid_alive, read_pid
+
+    layout = stack.layout
+    layout.create()
+    running = read_pid(layout.engine_pid_file)
+    if not pid_alive(running):
+        cmd = [sys.executable, "-m", "sensorium", "up", "--state-dir", str(layout.state_dir)]
+        if config:
+            cmd += ["--config", str(config)]
+        if tls:
+            cmd.append("--tls")
+        log_path = layout.log_dir / "sensorium.log"
+        with log_path.open("ab") as log_file:
+            child = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                close_fds=True,
+            )
+        err.print(f"starting in the background (pid {child.pid}); log: {log_path}")
+    else:
+        child = None
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _run_async(lambda: collect_status(stack))
+        if status.exit_code == EXIT_HEALTHY:
+            break
+        if child is not None and child.poll() is not None:
+            log_tail = (layout.log_dir / "sensorium.log").read_text(errors="replace")[-3000:]
+            err.print(f"sensorium up exited with code {child.returncode}:\n{log_tail}")
+            return 1
+        if time.monotonic() > deadline:
+            err.print(f"the stack is not healthy after {timeout:.0f} s; see {layout.log_dir}")
+            _print_status(status)
+            return 1
+        time.sleep(0.5)
+    password_file = layout.admin_password_file
+    if password_file.exists():
+        err.print(f"admin password (shown once): {password_file.read_text().strip()}")
+        password_file.unlink()
+    _print_status(status)
+    return 0
+
+
+def _print_status(status: Any) -> None:
+    table = Table("component", "healthy", "pid", "url", "detail")
+    for c in status.components:
+        detail = c.get("error", "")
+        if "replay_lag_s" in c:
+            detail = f"{c.get('state')} lag {c['replay_lag_s']} s " + detail
+        table.add_row(
+            c["name"], "yes" if c["healthy"] else "no", str(c["pid"] or "-"),
+            c["url"] or "-", detail.strip(),
+        )
+    out.print(table)
+
+
+@app.command()
+def status(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show every component's endpoint, pid, health and replica lag.
+
+    Exit code 0 healthy, 1 degraded, 3 stopped.
+    """
+    from sensorium.stack import collect_status
+
+    settings = _settings(config, state_dir=state_dir)
+    stack = _stack(settings, state_dir)
+    result = _run_async(lambda: collect_status(stack))
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    elif not result.components:
+        out.print(f"no stack in {stack.layout.state_dir}")
+    else:
+        _print_status(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def down(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a graceful stop.")] = 60.0,
+) -> None:
+    """Stop a detached stack (engine first, then broker, replicas, primary)."""
+    from sensorium.stack import pid_alive, read_pid, stop_pid
+
+    settings = _settings(config, state_dir=state_dir)
+    stack = _stack(settings, state_dir)
+    pid = read_pid(stack.layout.engine_pid_file)
+    if pid_alive(pid):
+        assert pid is not None
+        err.print(f"stopping sensorium up (pid {pid})")
+        stop_pid(pid, timeout=timeout)
+    # Whatever an engine that died left running.
+    stack.stop_services()
+    err.print("stopped")
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    log_format: LogFormatOption = None,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True,
+) -> None:
+    """Run the engine and HTTP against external PostgreSQL and MQTT (production mode)."""
+    from sensorium.launcher import run_external
+    from sensorium.stack import raise_open_file_limit
+
+    settings = _settings(config, log_format=log_format)
+    raise_open_file_limit()
+    trio.run(lambda: run_external(settings, migrate=migrate))
+
+
+@app.command("migrate")
+def migrate_command(
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Apply the schema migrations that are missing."""
+    from sensorium.storage import apply_migrations, connect
+
+    settings = _settings(config, state_dir=state_dir)
+    url = _primary_url(settings, state_dir)
+
+    async def go() -> list[str]:
+        conn = await connect(url)
+        try:
+            return [f"{m.version:04d}_{m.name}" for m in await apply_migrations(conn)]
+        finally:
+            await conn.close()
+
+    applied = _run_async(go)
+    out.print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email.")],
+    role: Annotated[str, typer.Option(help="admin, operator or viewer.")] = "viewer",
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if new).")] = "default",
+    password: Annotated[
+        str | None, typer.Option(help="Password (default: generated and printed once).")
+    ] = None,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Create a user in a tenant."""
+    from sensorium.storage import ROLES, connect, create_user, new_secret
+
+    if role not in ROLES:
+        raise ConfigError(f"--role must be one of {', '.join(ROLES)}")
+    settings = _settings(config, state_dir=state_dir)
+    url = _primary_url(settings, state_dir)
+    chosen = password or new_secret(12)
+
+    async def go() -> Any:
+        conn = await connect(url)
+        try:
+            return await create_user(conn, email=email, password=chosen, role=role, tenant=tenant)  # type: ignore[arg-type]
+        finally:
+            await conn.close()
+
+    user = _run_async(go)
+    out.print(f"user {user.id} {user.email} ({user.role}) in tenant {tenant}")
+    if password is None:
+        out.print(f"password: {chosen}  (shown once)")
+
+
+@device_app.command("create")
+def device_create(
+    name: Annotated[str, typer.Argument(help="A name for people.")],
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if new).")] = "default",
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Register a device; prints its id and its token (shown only now)."""
+    from sensorium.storage import connect, create_device
+
+    settings = _settings(config, state_dir=state_dir)
+    url = _primary_url(settings, state_dir)
+
+    async def go() -> Any:
+        conn = await connect(url)
+        try:
+            return await create_device(conn, name=name, tenant=tenant, tags=tag or [])
+        finally:
+            await conn.close()
+
+    device = _run_async(go)
+    if as_json:
+        print(json.dumps(device.as_json()))
+    else:
+        out.print(f"device {device.id} ({device.name}) in tenant {device.tenant_id}")
+        out.print(f"token: {device.token}  (shown once)")
+
+
+def _our_errors(group: BaseExceptionGroup[BaseException]) -> list[SensoriumError] | None:
+    """The SensoriumErrors inside ``group``, if that is all it holds."""
+    matched, rest = group.split(SensoriumError)
+    if matched is None or rest is not None:
+        return None
+    found: list[SensoriumError] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        elif isinstance(exc, SensoriumError):
+            found.append(exc)
+
+    walk(matched)
+    return found
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except ConfigError as exc:
+        err.print(f"error: {exc}")
+        sys.exit(2)
+    except SensoriumError as exc:
+        err.print(f"error: {exc}")
+        sys.exit(1)
+    except BaseExceptionGroup as group:
+        errors = _our_errors(group)
+        if errors is None:
+            raise
+        for exc in errors:
+            err.print(f"error: {exc}")
+        sys.exit(2 if all(isinstance(e, ConfigError) for e in errors) else 1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

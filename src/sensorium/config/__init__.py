@@ -1,0 +1,27 @@
+"""Settings: environment variables ``SENSORIUM_*`` and an optional TOML file."""
+
+from sensorium.config._settings import (
+    DatabaseSettings,
+    HttpSettings,
+    IngestSettings,
+    MqttSettings,
+    SendgridSettings,
+    Settings,
+    SmtpSettings,
+    StackSettings,
+    TwilioSettings,
+    load_settings,
+)
+
+__all__ = [
+    "DatabaseSettings",
+    "HttpSettings",
+    "IngestSettings",
+    "MqttSettings",
+    "SendgridSettings",
+    "Settings",
+    "SmtpSettings",
+    "StackSettings",
+    "TwilioSettings",
+    "load_settings",
+]

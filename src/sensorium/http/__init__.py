@@ -1,0 +1,7 @@
+"""The HTTP front: quart-trio on hypercorn's trio worker."""
+
+from sensorium.http._app import create_app
+from sensorium.http._health import HealthCheck
+from sensorium.http._problem import problem
+
+__all__ = ["HealthCheck", "create_app", "problem"]

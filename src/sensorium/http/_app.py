@@ -1,0 +1,48 @@
+"""The quart-trio application: one factory, blueprints added per concern."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import trio
+from prometheus_client import CollectorRegistry
+from quart import Response
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from sensorium import __version__
+from sensorium.http._health import HealthCheck, health_blueprint
+from sensorium.http._problem import problem
+from sensorium.logs import get_logger
+
+__all__ = ["create_app"]
+
+log = get_logger(__name__)
+
+
+def create_app(
+    *,
+    checks: Mapping[str, HealthCheck],
+    registry: CollectorRegistry,
+) -> QuartTrio:
+    """The HTTP app; ``checks`` decide readiness, ``registry`` is what /metrics exports."""
+    app = QuartTrio("sensorium")
+    app.config["SENSORIUM_VERSION"] = __version__
+    app.register_blueprint(health_blueprint(checks=checks, registry=registry))
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        name = error.name or "Error"
+        return problem(
+            status, name, kind=name.lower().replace(" ", "-"), detail=error.description
+        )
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        if isinstance(error, trio.Cancelled):
+            raise error
+        log.exception("unhandled error", error=str(error))
+        return problem(500, "Internal Server Error", kind="internal")
+
+    return app

@@ -1,0 +1,201 @@
+"""The Sensorium service: one trio run holding the engine and the HTTP server.
+
+`sensorium up` runs it on the embedded stack, `sensorium run` against external
+servers; both call `serve`. It must run inside `trio_asyncio.open_loop()` (asyncpg).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from prometheus_client import CollectorRegistry, Info, PlatformCollector, ProcessCollector
+
+from sensorium import __version__
+from sensorium.config import Settings
+from sensorium.errors import AlreadyRunning
+from sensorium.http import HealthCheck, create_app
+from sensorium.logs import get_logger
+from sensorium.sources import probe_broker
+from sensorium.storage import (
+    BrokerCredential,
+    Pool,
+    acquire_engine_lease,
+    broker_credentials,
+    create_pool,
+)
+
+__all__ = ["CredentialsSink", "Endpoints", "serve"]
+
+log = get_logger(__name__)
+
+# Called with every device's broker login whenever they change (the embedded stack
+# rewrites Mosquitto's password file with them).
+CredentialsSink = Callable[[list[BrokerCredential]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """The servers this engine talks to."""
+
+    primary_url: str
+    replica_urls: list[str] = field(default_factory=list)
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 18830
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_tls: ssl.SSLContext | None = None
+
+
+def _hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"{settings.http.host}:{settings.http.port}"]
+    config.graceful_timeout = settings.http.shutdown_timeout_s
+    config.accesslog = None
+    config.errorlog = "-"
+    if settings.http.tls_cert and settings.http.tls_key:
+        config.certfile = str(settings.http.tls_cert)
+        config.keyfile = str(settings.http.tls_key)
+    return config
+
+
+def _pool_check(pool: Pool) -> HealthCheck:
+    async def check() -> str | None:
+        try:
+            await pool.fetchval("SELECT 1", timeout=2.0)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    return check
+
+
+def _broker_check(endpoints: Endpoints) -> HealthCheck:
+    async def check() -> str | None:
+        health = await probe_broker(
+            endpoints.mqtt_host,
+            endpoints.mqtt_port,
+            username=endpoints.mqtt_username,
+            password=endpoints.mqtt_password,
+            tls_context=endpoints.mqtt_tls,
+        )
+        return None if health.reachable else health.error
+
+    return check
+
+
+def _registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    Info("sensorium", "Sensorium build information", registry=registry).info(
+        {"version": __version__}
+    )
+    return registry
+
+
+async def _sync_credentials(pool: Pool, sink: CredentialsSink, *, interval_s: float = 1.0) -> None:
+    """Push broker credentials to ``sink`` at start and whenever their version moves."""
+    seen: int | None = None
+    while True:
+        try:
+            version = await pool.fetchval("SELECT version FROM broker_credentials")
+            if version != seen:
+                async with pool.acquire() as conn:
+                    version, credentials = await broker_credentials(conn)
+                await sink(credentials)
+                log.info("broker credentials updated", version=version, logins=len(credentials))
+                seen = version
+        except Exception as exc:  # the primary restarting: try again next round
+            log.warning("broker credentials sync failed", error=str(exc))
+        await trio.sleep(interval_s)
+
+
+async def serve(
+    settings: Settings,
+    endpoints: Endpoints,
+    *,
+    stop: trio.Event,
+    credentials_sink: CredentialsSink | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run until ``stop`` is set, then shut down in order under a deadline.
+
+    Reports the HTTP addresses it listens on through ``task_status``.
+    """
+    db = settings.database
+    lease = await acquire_engine_lease(endpoints.primary_url, timeout=db.connect_timeout_s)
+    pools: list[Pool] = []
+    try:
+        make_pool = partial(
+            create_pool,
+            min_size=db.pool_min_size,
+            max_size=db.pool_max_size,
+            timeout=db.connect_timeout_s,
+            command_timeout=db.command_timeout_s,
+        )
+        primary = await make_pool(endpoints.primary_url)
+        pools.append(primary)
+        checks: dict[str, HealthCheck] = {"primary": _pool_check(primary)}
+        for index, url in enumerate(endpoints.replica_urls, start=1):
+            # A replica that is down at start-up must not stop the engine: pools
+            # start empty and connect on first use.
+            replica = await create_pool(
+                url, min_size=0, max_size=db.pool_max_size,
+                timeout=db.connect_timeout_s, command_timeout=db.command_timeout_s,
+            )
+            pools.append(replica)
+            checks[f"replica-{index}"] = _pool_check(replica)
+        checks["mqtt"] = _broker_check(endpoints)
+
+        app = create_app(checks=checks, registry=_registry())
+        http_stop = trio.Event()
+        async with trio.open_nursery() as outer:
+            binds = await outer.start(
+                partial(
+                    hypercorn_serve, app, _hypercorn_config(settings),
+                    shutdown_trigger=http_stop.wait,
+                )
+            )
+            log.info("http listening", binds=binds)
+            async with trio.open_nursery() as background:
+                if credentials_sink is not None:
+                    background.start_soon(_sync_credentials, primary, credentials_sink)
+
+                async def keep_lease() -> None:
+                    # A primary restart drops the lease's connection: take the lease
+                    # again, unless another engine got it in between.
+                    nonlocal lease
+                    while True:
+                        await lease.wait_lost()
+                        log.warning("engine lease connection lost; taking it again")
+                        while True:
+                            try:
+                                lease = await acquire_engine_lease(
+                                    endpoints.primary_url, timeout=db.connect_timeout_s
+                                )
+                                break
+                            except AlreadyRunning as exc:
+                                log.error("engine lease taken by another engine", error=str(exc))
+                                stop.set()
+                                return
+                            except Exception:
+                                await trio.sleep(1.0)
+
+                background.start_soon(keep_lease)
+                task_status.started(binds)
+                await stop.wait()
+                background.cancel_scope.cancel()
+            log.info("stopping http")
+            http_stop.set()
+            outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
+    finally:
+        with trio.CancelScope(shield=True):
+            for pool in pools:
+                await pool.close()
+            await lease.release()

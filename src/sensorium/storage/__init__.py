@@ -1,0 +1,65 @@
+"""PostgreSQL: pools, migrations, the device registry, probes (and the COPY writer)."""
+
+from sensorium.storage._accounts import (
+    ROLES,
+    Role,
+    User,
+    create_user,
+    ensure_tenant,
+    find_user_by_email,
+)
+from sensorium.storage._bridge import Connection, Pool, connect, create_pool
+from sensorium.storage._credentials import (
+    hash_password,
+    hash_token,
+    mosquitto_password_hash,
+    new_secret,
+    verify_mosquitto_password,
+    verify_password,
+)
+from sensorium.storage._devices import (
+    BrokerCredential,
+    NewDevice,
+    broker_credentials,
+    create_device,
+)
+from sensorium.storage._lease import EngineLease, acquire_engine_lease
+from sensorium.storage._migrate import Migration, apply_migrations, available_migrations
+from sensorium.storage._probes import (
+    ReplicationState,
+    ServerHealth,
+    probe_server,
+    replication_states,
+)
+
+__all__ = [
+    "ROLES",
+    "BrokerCredential",
+    "Connection",
+    "EngineLease",
+    "Migration",
+    "NewDevice",
+    "Pool",
+    "ReplicationState",
+    "Role",
+    "ServerHealth",
+    "User",
+    "acquire_engine_lease",
+    "apply_migrations",
+    "available_migrations",
+    "broker_credentials",
+    "connect",
+    "create_device",
+    "create_pool",
+    "create_user",
+    "ensure_tenant",
+    "find_user_by_email",
+    "hash_password",
+    "hash_token",
+    "mosquitto_password_hash",
+    "new_secret",
+    "probe_server",
+    "replication_states",
+    "verify_mosquitto_password",
+    "verify_password",
+]
