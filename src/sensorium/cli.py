@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import trio
 import trio_asyncio
 import typer
@@ -43,8 +44,9 @@ err = Console(stderr=True, highlight=False)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML settings file (default: $SENSORIUM_CONFIG).",
-                 dir_okay=False),
+    typer.Option(
+        "--config", help="TOML settings file (default: $SENSORIUM_CONFIG).", dir_okay=False
+    ),
 ]
 StateDirOption = Annotated[
     Path | None,
@@ -103,16 +105,21 @@ def up(
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
     detach: Annotated[bool, typer.Option("--detach", help="Return once healthy.")] = False,
-    tls: Annotated[bool, typer.Option("--tls", help="Make a local CA; serve MQTT/TLS and HTTPS.")] = False,
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Make a local CA; serve MQTT/TLS and HTTPS.")
+    ] = False,
     log_format: LogFormatOption = None,
     ready_timeout: Annotated[float, typer.Option(help="--detach: seconds to wait.")] = 300.0,
 ) -> None:
     """Run the whole stack locally: PostgreSQL primary + 2 replicas, Mosquitto, engine, HTTP."""
-    from sensorium.stack import raise_open_file_limit
+    from sensorium.stack import pid_alive, raise_open_file_limit, read_pid
 
     settings = _settings(config, state_dir=state_dir, log_format=log_format)
     stack = _stack(settings, state_dir)
     raise_open_file_limit()
+    if not detach and pid_alive(read_pid(stack.layout.engine_pid_file)):
+        # Already up: start only what is missing, report, and leave it running.
+        detach = True
     if detach:
         raise typer.Exit(_detach(stack, config=config, tls=tls, timeout=ready_timeout))
     from sensorium.launcher import UpReport, run_up
@@ -161,8 +168,15 @@ def _detach(stack: Any, *, config: Path | None, tls: bool, timeout: float) -> in
 
     layout = stack.layout
     layout.create()
+    child: subprocess.Popen[bytes] | None = None
     running = read_pid(layout.engine_pid_file)
-    if not pid_alive(running):
+    if pid_alive(running):
+        started = stack.start_missing()
+        err.print(
+            f"sensorium up is already running (pid {running})"
+            + (f"; started {', '.join(started)}" if started else "")
+        )
+    else:
         cmd = [sys.executable, "-m", "sensorium", "up", "--state-dir", str(layout.state_dir)]
         if config:
             cmd += ["--config", str(config)]
@@ -179,8 +193,6 @@ def _detach(stack: Any, *, config: Path | None, tls: bool, timeout: float) -> in
                 close_fds=True,
             )
         err.print(f"starting in the background (pid {child.pid}); log: {log_path}")
-    else:
-        child = None
     deadline = time.monotonic() + timeout
     while True:
         status = _run_async(lambda: collect_status(stack))
@@ -210,8 +222,11 @@ def _print_status(status: Any) -> None:
         if "replay_lag_s" in c:
             detail = f"{c.get('state')} lag {c['replay_lag_s']} s " + detail
         table.add_row(
-            c["name"], "yes" if c["healthy"] else "no", str(c["pid"] or "-"),
-            c["url"] or "-", detail.strip(),
+            c["name"],
+            "yes" if c["healthy"] else "no",
+            str(c["pid"] or "-"),
+            c["url"] or "-",
+            detail.strip(),
         )
     out.print(table)
 
@@ -245,6 +260,7 @@ def down(
     config: ConfigOption = None,
     state_dir: StateDirOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a graceful stop.")] = 60.0,
+    purge: Annotated[bool, typer.Option("--purge", help="Then delete all its data.")] = False,
 ) -> None:
     """Stop a detached stack (engine first, then broker, replicas, primary)."""
     from sensorium.stack import pid_alive, read_pid, stop_pid
@@ -258,7 +274,11 @@ def down(
         stop_pid(pid, timeout=timeout)
     # Whatever an engine that died left running.
     stack.stop_services()
-    err.print("stopped")
+    if purge:
+        stack.purge()
+        err.print(f"stopped; deleted {stack.layout.state_dir}")
+    else:
+        err.print("stopped")
 
 
 @app.command()
@@ -321,7 +341,7 @@ def user_create(
     async def go() -> Any:
         conn = await connect(url)
         try:
-            return await create_user(conn, email=email, password=chosen, role=role, tenant=tenant)  # type: ignore[arg-type]
+            return await create_user(conn, email=email, password=chosen, role=role, tenant=tenant)
         finally:
             await conn.close()
 
@@ -381,7 +401,8 @@ def _our_errors(group: BaseExceptionGroup[BaseException]) -> list[SensoriumError
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click hands back the code of a `typer.Exit`.
+        code = app(standalone_mode=False)
     except ConfigError as exc:
         err.print(f"error: {exc}")
         sys.exit(2)
@@ -392,17 +413,14 @@ def main() -> None:
         errors = _our_errors(group)
         if errors is None:
             raise
-        for exc in errors:
-            err.print(f"error: {exc}")
+        for error in errors:
+            err.print(f"error: {error}")
         sys.exit(2 if all(isinstance(e, ConfigError) for e in errors) else 1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:  # click usage errors come here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except click.ClickException as usage:  # non-standalone mode hands us usage errors
+        usage.show()
+        sys.exit(usage.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

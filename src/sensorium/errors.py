@@ -1,12 +1,12 @@
 """The exceptions Sensorium raises on purpose, and whose fault each one is.
 
-    SensoriumError                  base of everything below
-    ├── ConfigError                 the operator's settings are invalid (exit code 2)
-    ├── StackError                  the embedded stack cannot start or stop
-    │   ├── MissingSystemPackage    a binary (postgres, mosquitto) is not installed
-    │   └── PortInUse               another process holds one of our ports
-    ├── AlreadyRunning              another engine holds the state folder or the database
-    └── MigrationError              a migration file failed to apply
+SensoriumError                  base of everything below
+├── ConfigError                 the operator's settings are invalid (exit code 2)
+├── StackError                  the embedded stack cannot start or stop
+│   ├── MissingSystemPackage    a binary (postgres, mosquitto) is not installed
+│   └── PortInUse               another process holds one of our ports
+├── AlreadyRunning              another engine holds the state folder or the database
+└── MigrationError              a migration file failed to apply
 """
 
 from __future__ import annotations

@@ -139,11 +139,20 @@ async def run_up(
         http_url = _http_url(settings)
 
         await nursery.start(
-            partial(_serve_then_cancel, settings, endpoints, stop=stop,
-                    credentials_sink=write_credentials, cancel=nursery.cancel_scope)
+            partial(
+                _serve_then_cancel,
+                settings,
+                endpoints,
+                stop=stop,
+                credentials_sink=write_credentials,
+                cancel=nursery.cancel_scope,
+            )
         )
-        info = {"pid": os.getpid(), "http_url": http_url,
-                "ca_file": str(tls_files.ca_file) if tls_files else None}
+        info = {
+            "pid": os.getpid(),
+            "http_url": http_url,
+            "ca_file": str(tls_files.ca_file) if tls_files else None,
+        }
         stack.layout.engine_info_file.write_text(json.dumps(info), encoding="utf-8")
         on_ready(
             UpReport(
@@ -176,8 +185,13 @@ async def _serve_then_cancel(
 ) -> None:
     """Serve, and once serving ends (stopped or failed) end the launcher's nursery too."""
     try:
-        await serve(settings, endpoints, stop=stop, credentials_sink=credentials_sink,
-                    task_status=task_status)
+        await serve(
+            settings,
+            endpoints,
+            stop=stop,
+            credentials_sink=credentials_sink,
+            task_status=task_status,
+        )
     finally:
         stop.set()
         cancel.cancel()
@@ -194,9 +208,7 @@ async def run_external(settings: Settings, *, migrate: bool = True) -> None:
     mqtt = settings.mqtt
     tls_context = None
     if mqtt.tls:
-        tls_context = ssl.create_default_context(
-            cafile=str(mqtt.ca_file) if mqtt.ca_file else None
-        )
+        tls_context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
     endpoints = Endpoints(
         primary_url=primary_url,
         replica_urls=list(settings.database.replica_urls),
@@ -225,4 +237,3 @@ async def run_external(settings: Settings, *, migrate: bool = True) -> None:
         log.info("sensorium running", http=_http_url(settings))
         await stop.wait()
         nursery.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s + 5
-

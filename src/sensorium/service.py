@@ -6,6 +6,7 @@ servers; both call `serve`. It must run inside `trio_asyncio.open_loop()` (async
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
     config.bind = [f"{settings.http.host}:{settings.http.port}"]
     config.graceful_timeout = settings.http.shutdown_timeout_s
     config.accesslog = None
-    config.errorlog = "-"
+    # Through our handler, so hypercorn's lines are JSON like ours.
+    config.errorlog = logging.getLogger("hypercorn.error")
     if settings.http.tls_cert and settings.http.tls_key:
         config.certfile = str(settings.http.tls_cert)
         config.keyfile = str(settings.http.tls_key)
@@ -146,8 +148,11 @@ async def serve(
             # A replica that is down at start-up must not stop the engine: pools
             # start empty and connect on first use.
             replica = await create_pool(
-                url, min_size=0, max_size=db.pool_max_size,
-                timeout=db.connect_timeout_s, command_timeout=db.command_timeout_s,
+                url,
+                min_size=0,
+                max_size=db.pool_max_size,
+                timeout=db.connect_timeout_s,
+                command_timeout=db.command_timeout_s,
             )
             pools.append(replica)
             checks[f"replica-{index}"] = _pool_check(replica)
@@ -158,7 +163,9 @@ async def serve(
         async with trio.open_nursery() as outer:
             binds = await outer.start(
                 partial(
-                    hypercorn_serve, app, _hypercorn_config(settings),
+                    hypercorn_serve,
+                    app,
+                    _hypercorn_config(settings),
                     shutdown_trigger=http_stop.wait,
                 )
             )

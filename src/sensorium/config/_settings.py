@@ -156,9 +156,7 @@ class SmtpSettings(_Section):
     username: str | None = Field(default=None, description="SMTP user.")
     password: SecretStr | None = Field(default=None, description="SMTP password.")
     starttls: bool = Field(default=True, description="Upgrade with STARTTLS.")
-    from_: str = Field(
-        default="sensorium@localhost", alias="from", description="Sender address."
-    )
+    from_: str = Field(default="sensorium@localhost", alias="from", description="Sender address.")
 
 
 class SendgridSettings(_Section):

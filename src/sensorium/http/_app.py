@@ -34,9 +34,7 @@ def create_app(
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         name = error.name or "Error"
-        return problem(
-            status, name, kind=name.lower().replace(" ", "-"), detail=error.description
-        )
+        return problem(status, name, kind=name.lower().replace(" ", "-"), detail=error.description)
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

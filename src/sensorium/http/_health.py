@@ -46,7 +46,10 @@ def health_blueprint(
             for name, check in checks.items():
                 nursery.start_soon(run, name, check)
         components = {
-            name: {"ready": name not in failures, **({"error": failures[name]} if name in failures else {})}
+            name: {
+                "ready": name not in failures,
+                **({"error": failures[name]} if name in failures else {}),
+            }
             for name in checks
         }
         if failures:

@@ -25,9 +25,7 @@ def problem(
     if detail is not None:
         body["detail"] = detail
     body.update(extensions)
-    response = Response(
-        json.dumps(body), status=status, content_type="application/problem+json"
-    )
+    response = Response(json.dumps(body), status=status, content_type="application/problem+json")
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

@@ -113,11 +113,14 @@ def encode_connect(
 
 
 def encode_subscribe(packet_id: int, topic: str, qos: int = 1) -> bytes:
-    return _packet((SUBSCRIBE << 4) | 0x02, struct.pack("!H", packet_id) + _string(topic) + bytes((qos,)))
+    return _packet(
+        (SUBSCRIBE << 4) | 0x02, struct.pack("!H", packet_id) + _string(topic) + bytes((qos,))
+    )
 
 
-def encode_publish(topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 0,
-                   dup: bool = False) -> bytes:
+def encode_publish(
+    topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 0, dup: bool = False
+) -> bytes:
     body = _string(topic)
     if qos:
         body += struct.pack("!H", packet_id)

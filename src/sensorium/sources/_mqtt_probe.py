@@ -7,7 +7,14 @@ import ssl
 
 import trio
 
-from sensorium.sources._mqtt_codec import CONNACK, Packet, connack_reason, encode_connect, encode_disconnect, parse_packets
+from sensorium.sources._mqtt_codec import (
+    CONNACK,
+    Packet,
+    connack_reason,
+    encode_connect,
+    encode_disconnect,
+    parse_packets,
+)
 
 __all__ = ["BrokerHealth", "probe_broker"]
 

@@ -23,7 +23,9 @@ async def bootstrap_database(primary: PostgresServer, secrets: Secrets) -> list[
     admin_url = primary.url(user=secrets.db_user, password=secrets.db_password, dbname="postgres")
     conn = await connect(admin_url)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", secrets.db_name)
+        exists = await conn.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", secrets.db_name
+        )
         if not exists:
             await conn.execute(f'CREATE DATABASE "{secrets.db_name}"')
             log.info("database created", name=secrets.db_name)

@@ -1,14 +1,14 @@
 """Where the embedded stack keeps its state, and the secrets it made once.
 
-    <state dir>/                     owned by whoever runs `sensorium up`
-        secrets.json                 database and broker passwords (mode 0600)
-        run/engine.pid, up.lock      the running `sensorium up`
-        logs/sensorium.log           output of a detached `up`
-        tls/                         local CA and certificates (`up --tls`)
-    <services root>/                 <state dir>/services, or a folder under
-        pg/primary, pg/replica-N     /var/lib/sensorium when the services' system
-        pg/logs/                     accounts cannot reach the state dir
-        mosquitto/                   (e.g. under /root or /tmp/pytest-of-root)
+<state dir>/                     owned by whoever runs `sensorium up`
+    secrets.json                 database and broker passwords (mode 0600)
+    run/engine.pid, up.lock      the running `sensorium up`
+    logs/sensorium.log           output of a detached `up`
+    tls/                         local CA and certificates (`up --tls`)
+<services root>/                 <state dir>/services, or a folder under
+    pg/primary, pg/replica-N     /var/lib/sensorium when the services' system
+    pg/logs/                     accounts cannot reach the state dir
+    mosquitto/                   (e.g. under /root or /tmp/pytest-of-root)
 """
 
 from __future__ import annotations
@@ -92,7 +92,11 @@ class StateLayout:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                pid = self.engine_pid_file.read_text().strip() if self.engine_pid_file.exists() else "?"
+                pid = (
+                    self.engine_pid_file.read_text().strip()
+                    if self.engine_pid_file.exists()
+                    else "?"
+                )
                 raise AlreadyRunning(
                     f"sensorium up is already running for {self.state_dir} (pid {pid})"
                 ) from None

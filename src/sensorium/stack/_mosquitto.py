@@ -181,7 +181,9 @@ class MosquittoBroker:
         if result.returncode != 0:
             raise StackError(f"mosquitto failed to start: {result.stderr.strip()}")
         if not wait_until(lambda: self.running and not port_is_free(self.port), timeout=timeout):
-            log = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            log = (
+                self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            )
             raise StackError(f"mosquitto did not come up on port {self.port}: {log}")
 
     def stop(self, *, timeout: float = 15.0) -> None:

@@ -87,8 +87,13 @@ class PostgresServer:
     def running(self) -> bool:
         return self.pid is not None
 
-    def _run(self, *args: str | os.PathLike[str], env: dict[str, str] | None = None,
-             detach: bool = False, timeout: float = 120.0) -> str:
+    def _run(
+        self,
+        *args: str | os.PathLike[str],
+        env: dict[str, str] | None = None,
+        detach: bool = False,
+        timeout: float = 120.0,
+    ) -> str:
         tool, *rest = args
         result = run_as(
             self.account,
@@ -108,9 +113,17 @@ class PostgresServer:
         self.account.own_file(pwfile, password + "\n")
         try:
             self._run(
-                "initdb", "-D", self.data_dir, "-U", user, f"--pwfile={pwfile}",
-                "--auth-local=trust", "--auth-host=scram-sha-256",
-                "--encoding=UTF8", "--locale=C", "--no-instructions",
+                "initdb",
+                "-D",
+                self.data_dir,
+                "-U",
+                user,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -127,9 +140,23 @@ class PostgresServer:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)  # a half-made copy from an interrupted run
         self._run(
-            "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", user,
-            "-D", self.data_dir, "-R", "-X", "stream", "-S", self.slot_name, "-C",
-            "--no-password", "--checkpoint=fast",
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            user,
+            "-D",
+            self.data_dir,
+            "-R",
+            "-X",
+            "stream",
+            "-S",
+            self.slot_name,
+            "-C",
+            "--no-password",
+            "--checkpoint=fast",
             env={"PGPASSWORD": password},
             timeout=600.0,
         )
@@ -140,8 +167,17 @@ class PostgresServer:
         self.account.own(self.log_file.parent, mode=0o755)
         options = f"-p {self.port} -c cluster_name={self.name}"
         self._run(
-            "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-w", "-t", "120",
-            "-o", options, "start",
+            "pg_ctl",
+            "-D",
+            self.data_dir,
+            "-l",
+            self.log_file,
+            "-w",
+            "-t",
+            "120",
+            "-o",
+            options,
+            "start",
             detach=True,
             timeout=150.0,
         )
@@ -150,8 +186,18 @@ class PostgresServer:
         """Fast shutdown: disconnect clients, checkpoint, exit."""
         if not self.running:
             return
-        self._run("pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t", str(int(timeout)),
-                  "stop", timeout=timeout + 10)
+        self._run(
+            "pg_ctl",
+            "-D",
+            self.data_dir,
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "stop",
+            timeout=timeout + 10,
+        )
 
     def url(self, *, user: str, password: str, dbname: str) -> str:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{dbname}"

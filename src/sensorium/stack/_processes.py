@@ -128,7 +128,9 @@ def run_as(
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise StackError(f"{Path(os.fspath(cmd[0])).name} did not finish in {timeout:.0f} s") from exc
+        raise StackError(
+            f"{Path(os.fspath(cmd[0])).name} did not finish in {timeout:.0f} s"
+        ) from exc
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip()
         raise StackError(

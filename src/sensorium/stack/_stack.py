@@ -7,6 +7,7 @@ and files); the database bootstrap that needs a connection lives in `_bootstrap`
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -142,6 +143,28 @@ class EmbeddedStack:
         if not replica.running:
             replica.start()
             log.info("replica started", name=replica.name, port=replica.port, pid=replica.pid)
+
+    def start_missing(self) -> list[str]:
+        """Start the services of an existing stack that are not running (the engine
+        runs and keeps the rest up to date); return their names."""
+        started = []
+        if self.primary.initialised and not self.primary.running:
+            self.primary.start()
+            started.append(self.primary.name)
+        for replica in self.replicas:
+            if replica.initialised and not replica.running:
+                replica.start()
+                started.append(replica.name)
+        broker = self.broker(tls=self.tls_files)
+        if broker.config_file.exists() and not broker.running:
+            broker.start()
+            started.append("mqtt")
+        return started
+
+    def purge(self) -> None:
+        """Delete every file of this stack (services must be stopped)."""
+        shutil.rmtree(self.services_root, ignore_errors=True)
+        shutil.rmtree(self.layout.state_dir, ignore_errors=True)
 
     # -- stopping ---------------------------------------------------------------------
 

@@ -75,7 +75,10 @@ async def _http_healthy(url: str, ca_file: str | None) -> tuple[bool, str]:
             response = await client.get(url + "/healthz")
     except httpx.HTTPError as exc:
         return False, f"{type(exc).__name__}: {exc}"
-    return response.status_code == 200, "" if response.status_code == 200 else f"HTTP {response.status_code}"
+    return (
+        response.status_code == 200,
+        "" if response.status_code == 200 else f"HTTP {response.status_code}",
+    )
 
 
 async def collect_status(stack: EmbeddedStack) -> StackStatus:
@@ -114,7 +117,9 @@ async def collect_status(stack: EmbeddedStack) -> StackStatus:
             entry.update(healthy=False, error="not running")
         else:
             health = await probe_server(url)
-            entry["healthy"] = health.reachable and health.in_recovery and entry["state"] == "streaming"
+            entry["healthy"] = (
+                health.reachable and health.in_recovery and entry["state"] == "streaming"
+            )
             if not health.reachable:
                 entry["error"] = health.error
             elif entry["state"] != "streaming":
@@ -126,15 +131,15 @@ async def collect_status(stack: EmbeddedStack) -> StackStatus:
     if broker.pid is None:
         mqtt.update(healthy=False, error="not running")
     else:
-        health = await probe_broker(
+        broker_health = await probe_broker(
             "127.0.0.1",
             broker.port,
             username=secrets.mqtt_engine_user,
             password=secrets.mqtt_engine_password,
         )
-        mqtt["healthy"] = health.reachable
-        if not health.reachable:
-            mqtt["error"] = health.error
+        mqtt["healthy"] = broker_health.reachable
+        if not broker_health.reachable:
+            mqtt["error"] = broker_health.error
     components.append(mqtt)
 
     engine = read_engine_info(stack)
@@ -148,7 +153,9 @@ async def collect_status(stack: EmbeddedStack) -> StackStatus:
             **({} if engine_pid else {"error": "not running"}),
         }
     )
-    http_url = engine.get("http_url") or f"http://{stack.settings.http.host}:{stack.settings.http.port}"
+    http_url = (
+        engine.get("http_url") or f"http://{stack.settings.http.host}:{stack.settings.http.port}"
+    )
     http: dict[str, Any] = {"name": "http", "url": http_url, "pid": engine_pid}
     if engine_pid is None:
         http.update(healthy=False, error="not running")

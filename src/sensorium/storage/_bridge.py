@@ -14,11 +14,10 @@ from typing import Any
 
 import asyncpg
 import trio
+from asyncpg import Record
 from trio_asyncio import aio_as_trio
 
 __all__ = ["Connection", "Pool", "connect", "create_pool"]
-
-Record = asyncpg.Record
 
 
 class Connection:

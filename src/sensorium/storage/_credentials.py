@@ -51,11 +51,8 @@ def mosquitto_password_hash(password: str, *, salt: bytes | None = None) -> str:
     """The ``$7$`` line Mosquitto's password file expects for this password."""
     salt = salt if salt is not None else secrets.token_bytes(_MOSQUITTO_SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _MOSQUITTO_ITERATIONS)
-    return "$7${}${}${}".format(
-        _MOSQUITTO_ITERATIONS,
-        base64.b64encode(salt).decode(),
-        base64.b64encode(digest).decode(),
-    )
+    encoded_salt = base64.b64encode(salt).decode()
+    return f"$7${_MOSQUITTO_ITERATIONS}${encoded_salt}${base64.b64encode(digest).decode()}"
 
 
 def verify_mosquitto_password(password: str, stored: str) -> bool:

@@ -66,6 +66,4 @@ async def replication_states(primary_url: str, *, timeout: float = 2.0) -> list[
         )
     finally:
         await conn.close()
-    return [
-        ReplicationState(r["slot_name"], r["state"], r["lag_s"], r["lag_bytes"]) for r in rows
-    ]
+    return [ReplicationState(r["slot_name"], r["state"], r["lag_s"], r["lag_bytes"]) for r in rows]

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import StackHandle
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    """The embedded stack, started exactly as `sensorium up --detach` starts it.
+
+    Session-scoped and synchronous (DEPENDENCIES.md, pitfall 3): tests open their own
+    connections. Tests that stop a component start it again before they end.
+    """
+    handle = StackHandle.create()
+    try:
+        handle.up()
+        yield handle
+    finally:
+        handle.down("--purge")

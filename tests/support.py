@@ -1,0 +1,230 @@
+"""Helpers the tests share: a real embedded stack run through the `sensorium` CLI,
+a minimal blocking MQTT client, and database access."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from sensorium.sources._mqtt_codec import (
+    CONNACK,
+    PUBLISH,
+    SUBACK,
+    Packet,
+    encode_connect,
+    encode_disconnect,
+    encode_publish,
+    encode_subscribe,
+    parse_packets,
+)
+
+SENSORIUM = [sys.executable, "-m", "sensorium"]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (bound then released by the kernel's choice)."""
+    sockets, ports = [], []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+        ports.append(sock.getsockname()[1])
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def new_state_dir(prefix: str = "sensorium-test-") -> Path:
+    """A fresh state folder. mkdtemp makes it 0700, which the services' accounts cannot
+    enter: the stack must cope (it keeps their data under /var/lib/sensorium then)."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@dataclass
+class StackHandle:
+    """One embedded stack started with `sensorium up --detach` on free ports."""
+
+    state_dir: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    status_json: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, extra_env: dict[str, str] | None = None) -> StackHandle:
+        primary, r1, r2, mqtt, mqtt_tls, http = free_ports(6)
+        ports = {
+            "primary": primary,
+            "replica-1": r1,
+            "replica-2": r2,
+            "mqtt": mqtt,
+            "mqtt_tls": mqtt_tls,
+            "http": http,
+        }
+        state_dir = new_state_dir()
+        env = {
+            **os.environ,
+            "SENSORIUM_STATE_DIR": str(state_dir),
+            "SENSORIUM_STACK__PRIMARY_PORT": str(primary),
+            "SENSORIUM_STACK__REPLICA_PORTS": json.dumps([r1, r2]),
+            "SENSORIUM_STACK__MQTT_PORT": str(mqtt),
+            "SENSORIUM_STACK__MQTT_TLS_PORT": str(mqtt_tls),
+            "SENSORIUM_STACK__SHARED_BUFFERS": "128MB",
+            "SENSORIUM_HTTP__PORT": str(http),
+            "SENSORIUM_ADMIN_EMAIL": "admin@example.com",
+            "SENSORIUM_ADMIN_PASSWORD": "correct horse battery staple",
+            **(extra_env or {}),
+        }
+        return cls(state_dir=state_dir, env=env, ports=ports)
+
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 300.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*SENSORIUM, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"sensorium {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def up(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.cli("up", "--detach", *extra)
+
+    def down(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.cli("down", *extra, check=False)
+
+    def status(self) -> tuple[int, dict[str, Any]]:
+        result = self.cli("status", "--json", check=False)
+        return result.returncode, json.loads(result.stdout)
+
+    def component(self, name: str) -> dict[str, Any]:
+        _, status = self.status()
+        return next(c for c in status["components"] if c["name"] == name)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        loaded: dict[str, str] = json.loads((self.state_dir / "secrets.json").read_text())
+        return loaded
+
+    def db_url(self, name: str = "primary") -> str:
+        s = self.secrets
+        return (
+            f"postgresql://{s['db_user']}:{s['db_password']}@127.0.0.1:"
+            f"{self.ports[name]}/{s['db_name']}"
+        )
+
+    def create_device(self, name: str = "sensor") -> dict[str, Any]:
+        created: dict[str, Any] = json.loads(self.cli("device", "create", name, "--json").stdout)
+        return created
+
+
+def wait_for(predicate: Any, *, timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def db_fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one query on a fresh connection (plain asyncio, outside any trio test)."""
+
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+class MqttClient:
+    """A small blocking MQTT 3.1.1 client for tests (our own codec over a socket)."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        clean_session: bool = True,
+    ) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buffer = bytearray()
+        self.pending: list[Packet] = []
+        self.sock.sendall(
+            encode_connect(
+                client_id, username=username, password=password, clean_session=clean_session
+            )
+        )
+        connack = self.next_packet()
+        assert connack.kind == CONNACK
+        self.return_code = connack.body[1]
+
+    def next_packet(self, timeout: float = 5.0) -> Packet:
+        self.sock.settimeout(timeout)
+        while not self.pending:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("broker closed the connection")
+            self.buffer += chunk
+            used = parse_packets(self.buffer, self.pending)
+            del self.buffer[:used]
+        return self.pending.pop(0)
+
+    def subscribe(self, topic: str, qos: int = 1) -> int:
+        self.sock.sendall(encode_subscribe(1, topic, qos))
+        suback = self.next_packet()
+        assert suback.kind == SUBACK
+        return suback.body[-1]
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 0, packet_id: int = 1) -> None:
+        self.sock.sendall(encode_publish(topic, payload, qos=qos, packet_id=packet_id))
+
+    def messages(self, *, timeout: float) -> Iterator[Packet]:
+        """Published messages until ``timeout`` passes with none."""
+        while True:
+            try:
+                packet = self.next_packet(timeout)
+            except TimeoutError:
+                return
+            if packet.kind == PUBLISH:
+                yield packet
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(encode_disconnect())
+        except OSError:
+            pass
+        self.sock.close()
