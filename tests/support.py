@@ -4,6 +4,7 @@ a minimal blocking MQTT client, and database access."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -223,8 +224,6 @@ class MqttClient:
                 yield packet
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.sendall(encode_disconnect())
-        except OSError:
-            pass
         self.sock.close()
