@@ -1,0 +1,23 @@
+"""The actor runtime on trio: mailboxes, supervision, registry, passivation, shutdown.
+
+It knows nothing about IoT, the web or databases.
+"""
+
+from sensorium.engine._actor import Behavior, BehaviorFactory, RestartPolicy
+from sensorium.engine._errors import ActorEscalation, EngineError, MailboxClosed, MailboxFull
+from sensorium.engine._mailbox import Mailbox, MailboxStatistics
+from sensorium.engine._registry import ActorRegistry, RegistryStatistics
+
+__all__ = [
+    "ActorEscalation",
+    "ActorRegistry",
+    "Behavior",
+    "BehaviorFactory",
+    "EngineError",
+    "Mailbox",
+    "MailboxClosed",
+    "MailboxFull",
+    "MailboxStatistics",
+    "RegistryStatistics",
+    "RestartPolicy",
+]
