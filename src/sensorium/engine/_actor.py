@@ -28,7 +28,7 @@ class Behavior(Protocol[M_contra]):
 
 
 # Builds the behaviour of the actor ``key`` around its state (``None`` when new) and
-# returns both: the state may be created here.
+# returns both: the state may be created here. Parameters: [key, state, message].
 BehaviorFactory = Callable[[K, S | None], tuple[Behavior[M], S]]
 
 

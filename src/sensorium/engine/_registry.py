@@ -62,7 +62,7 @@ class ActorRegistry(Generic[K, M, S]):
     def __init__(
         self,
         nursery: trio.Nursery,
-        factory: BehaviorFactory[K, M, S],
+        factory: BehaviorFactory[K, S, M],
         *,
         mailbox_size: int,
         idle_timeout_s: float,
@@ -91,7 +91,7 @@ class ActorRegistry(Generic[K, M, S]):
     @asynccontextmanager
     async def open(
         cls,
-        factory: BehaviorFactory[K, M, S],
+        factory: BehaviorFactory[K, S, M],
         *,
         shutdown_timeout_s: float = 10.0,
         **options: object,
