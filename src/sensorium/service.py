@@ -16,13 +16,16 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from prometheus_client import CollectorRegistry, Info, PlatformCollector, ProcessCollector
+from quart_trio import QuartTrio
 
 from sensorium import __version__
+from sensorium.actors import IngestPipeline, PipelineOptions
 from sensorium.config import Settings
 from sensorium.errors import AlreadyRunning
-from sensorium.http import HealthCheck, create_app
+from sensorium.http import HealthCheck, IngestOptions, create_app, ingest_blueprint
+from sensorium.ingest_metrics import IngestCollector
 from sensorium.logs import get_logger
-from sensorium.sources import probe_broker
+from sensorium.sources import Limits, MqttSource, MqttSourceOptions, probe_broker
 from sensorium.storage import (
     BrokerCredential,
     Pool,
@@ -118,6 +121,52 @@ async def _sync_credentials(pool: Pool, sink: CredentialsSink, *, interval_s: fl
         await trio.sleep(interval_s)
 
 
+async def _serve_until_stopped(
+    settings: Settings,
+    app: QuartTrio,
+    mqtt: MqttSource,
+    *,
+    stop: trio.Event,
+    lease_keeper: Callable[[], Awaitable[None]],
+    credentials_sync: Callable[[], Awaitable[None]] | None,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    """Run HTTP, the MQTT source and the background tasks; stop them in order:
+    background tasks, then the MQTT source (which drains and acknowledges), then HTTP.
+    The caller's pipeline then drains the actors and the writer."""
+    http_stop = trio.Event()
+    mqtt_stop = trio.Event()
+    async with trio.open_nursery() as outer:
+        binds = await outer.start(
+            partial(
+                hypercorn_serve, app, _hypercorn_config(settings), shutdown_trigger=http_stop.wait
+            )
+        )
+        log.info("http listening", binds=binds)
+        mqtt_done = trio.Event()
+
+        async def run_mqtt() -> None:
+            try:
+                await mqtt.run(stop=mqtt_stop)
+            finally:
+                mqtt_done.set()
+
+        outer.start_soon(run_mqtt)
+        async with trio.open_nursery() as background:
+            if credentials_sync is not None:
+                background.start_soon(credentials_sync)
+            background.start_soon(lease_keeper)
+            task_status.started(binds)
+            await stop.wait()
+            background.cancel_scope.cancel()
+        log.info("stopping: mqtt source")
+        mqtt_stop.set()
+        await mqtt_done.wait()
+        log.info("stopping: http")
+        http_stop.set()
+        outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
+
+
 async def serve(
     settings: Settings,
     endpoints: Endpoints,
@@ -158,49 +207,85 @@ async def serve(
             checks[f"replica-{index}"] = _pool_check(replica)
         checks["mqtt"] = _broker_check(endpoints)
 
-        app = create_app(checks=checks, registry=_registry())
-        http_stop = trio.Event()
-        async with trio.open_nursery() as outer:
-            binds = await outer.start(
-                partial(
-                    hypercorn_serve,
-                    app,
-                    _hypercorn_config(settings),
-                    shutdown_trigger=http_stop.wait,
-                )
+        async def keep_lease() -> None:
+            # A primary restart drops the lease's connection: take the lease again,
+            # unless another engine got it in between.
+            nonlocal lease
+            while True:
+                await lease.wait_lost()
+                log.warning("engine lease connection lost; taking it again")
+                while True:
+                    try:
+                        lease = await acquire_engine_lease(
+                            endpoints.primary_url, timeout=db.connect_timeout_s
+                        )
+                        break
+                    except AlreadyRunning as exc:
+                        log.error("engine lease taken by another engine", error=str(exc))
+                        stop.set()
+                        return
+                    except Exception:
+                        await trio.sleep(1.0)
+
+        engine = settings.engine
+        options = PipelineOptions(
+            mailbox_size=engine.mailbox_size,
+            idle_timeout_s=engine.idle_timeout_s,
+            batch_rows=engine.batch_rows,
+            batch_age_s=engine.batch_age_ms / 1000,
+            writer_queue=engine.writer_queue,
+            shutdown_timeout_s=engine.shutdown_timeout_s,
+            poison_marker=engine.poison_marker.encode() if engine.poison_marker else None,
+            command_timeout_s=db.command_timeout_s,
+        )
+        limits = Limits(
+            max_payload_bytes=settings.ingest.max_payload_bytes,
+            max_batch_items=settings.ingest.max_batch_items,
+            max_future_skew_s=settings.ingest.max_future_skew_s,
+        )
+        async with IngestPipeline.open(primary, options) as pipeline:
+            mqtt = MqttSource(
+                MqttSourceOptions(
+                    host=endpoints.mqtt_host,
+                    port=endpoints.mqtt_port,
+                    username=endpoints.mqtt_username,
+                    password=endpoints.mqtt_password,
+                    client_id=settings.mqtt.client_id,
+                    topic=settings.mqtt.topic,
+                    tls=endpoints.mqtt_tls,
+                    connect_timeout_s=settings.mqtt.connect_timeout_s,
+                    max_inflight=engine.max_inflight_messages,
+                    drain_timeout_s=engine.shutdown_timeout_s,
+                ),
+                router=pipeline.router,
+                directory=pipeline.directory,
+                limits=limits,
             )
-            log.info("http listening", binds=binds)
-            async with trio.open_nursery() as background:
-                if credentials_sink is not None:
-                    background.start_soon(_sync_credentials, primary, credentials_sink)
-
-                async def keep_lease() -> None:
-                    # A primary restart drops the lease's connection: take the lease
-                    # again, unless another engine got it in between.
-                    nonlocal lease
-                    while True:
-                        await lease.wait_lost()
-                        log.warning("engine lease connection lost; taking it again")
-                        while True:
-                            try:
-                                lease = await acquire_engine_lease(
-                                    endpoints.primary_url, timeout=db.connect_timeout_s
-                                )
-                                break
-                            except AlreadyRunning as exc:
-                                log.error("engine lease taken by another engine", error=str(exc))
-                                stop.set()
-                                return
-                            except Exception:
-                                await trio.sleep(1.0)
-
-                background.start_soon(keep_lease)
-                task_status.started(binds)
-                await stop.wait()
-                background.cancel_scope.cancel()
-            log.info("stopping http")
-            http_stop.set()
-            outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
+            registry = _registry()
+            registry.register(IngestCollector(pipeline, mqtt))
+            app = create_app(
+                checks=checks,
+                registry=registry,
+                blueprints=[
+                    ingest_blueprint(
+                        pipeline, IngestOptions(limits, ack_timeout_s=engine.http_ack_timeout_s)
+                    )
+                ],
+                max_content_length=settings.ingest.max_payload_bytes,
+            )
+            await _serve_until_stopped(
+                settings,
+                app,
+                mqtt,
+                stop=stop,
+                lease_keeper=keep_lease,
+                credentials_sync=(
+                    partial(_sync_credentials, primary, credentials_sink)
+                    if credentials_sink is not None
+                    else None
+                ),
+                task_status=task_status,
+            )
     finally:
         with trio.CancelScope(shield=True):
             for pool in pools:

@@ -2,6 +2,7 @@
 
 from sensorium.config._settings import (
     DatabaseSettings,
+    EngineSettings,
     HttpSettings,
     IngestSettings,
     MqttSettings,
@@ -15,6 +16,7 @@ from sensorium.config._settings import (
 
 __all__ = [
     "DatabaseSettings",
+    "EngineSettings",
     "HttpSettings",
     "IngestSettings",
     "MqttSettings",

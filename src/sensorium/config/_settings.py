@@ -24,6 +24,7 @@ from sensorium.errors import ConfigError
 
 __all__ = [
     "DatabaseSettings",
+    "EngineSettings",
     "HttpSettings",
     "IngestSettings",
     "MqttSettings",
@@ -132,6 +133,31 @@ class IngestSettings(_Section):
     )
 
 
+class EngineSettings(_Section):
+    """The ingest engine: actors, writer, MQTT reader."""
+
+    mailbox_size: int = Field(default=64, ge=1, description="Messages a device actor queues.")
+    idle_timeout_s: float = Field(
+        default=60.0, gt=0, description="Idle seconds before a device actor passivates."
+    )
+    batch_rows: int = Field(default=20_000, ge=1, description="Most readings in one COPY batch.")
+    batch_age_ms: float = Field(
+        default=20.0, ge=0, description="Longest wait to fill a batch before committing it."
+    )
+    writer_queue: int = Field(default=1024, ge=1, description="Write requests queued at most.")
+    max_inflight_messages: int = Field(
+        default=50_000, ge=1, description="MQTT messages read but not yet committed, at most."
+    )
+    shutdown_timeout_s: float = Field(default=20.0, gt=0, description="Drain deadline on stop.")
+    http_ack_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long an HTTP ingest waits for its commit."
+    )
+    poison_marker: str | None = Field(
+        default=None,
+        description="Fault injection for tests: a payload containing it crashes its actor.",
+    )
+
+
 class StackSettings(_Section):
     """The embedded default of ``sensorium up``: ports and system binaries."""
 
@@ -201,6 +227,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sendgrid: SendgridSettings = Field(default_factory=SendgridSettings)

@@ -48,4 +48,3 @@ class RestartPolicy:
 
     def backoff(self, recent_crashes: int) -> float:
         return float(min(self.backoff_base_s * 2 ** max(recent_crashes - 1, 0), self.backoff_cap_s))
-

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import trio
 from prometheus_client import CollectorRegistry
-from quart import Response
+from quart import Blueprint, Response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -24,11 +24,16 @@ def create_app(
     *,
     checks: Mapping[str, HealthCheck],
     registry: CollectorRegistry,
+    blueprints: Sequence[Blueprint] = (),
+    max_content_length: int = 1024 * 1024,
 ) -> QuartTrio:
     """The HTTP app; ``checks`` decide readiness, ``registry`` is what /metrics exports."""
     app = QuartTrio("sensorium")
     app.config["SENSORIUM_VERSION"] = __version__
+    app.config["MAX_CONTENT_LENGTH"] = max_content_length
     app.register_blueprint(health_blueprint(checks=checks, registry=registry))
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

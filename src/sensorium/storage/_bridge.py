@@ -8,9 +8,9 @@ the connection checked out and a transaction open (DEPENDENCIES.md, pitfall 1).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import trio
@@ -18,6 +18,8 @@ from asyncpg import Record
 from trio_asyncio import aio_as_trio
 
 __all__ = ["Connection", "Pool", "connect", "create_pool"]
+
+T = TypeVar("T")
 
 
 class Connection:
@@ -85,6 +87,12 @@ class Connection:
         else:
             with trio.CancelScope(shield=True):
                 await aio_as_trio(tx.commit)()
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run an asyncio coroutine function on the raw asyncpg connection, crossing the
+        bridge once for several statements (the writer's transaction)."""
+        result: T = await aio_as_trio(fn)(self.raw, *args, **kwargs)
+        return result
 
     def is_closed(self) -> bool:
         closed: bool = self.raw.is_closed()

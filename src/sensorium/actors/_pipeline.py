@@ -1,0 +1,122 @@
+"""The ingest pipeline: writer, device actors and router, started and stopped in order.
+
+Stopping goes source-first (the caller stops its sources), then the device actors
+drain their mailboxes into the writer, then the writer commits what it holds: every
+receipt handed in before the stop is settled, under a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from sensorium.actors._device import DeviceContext, DeviceState, device_behavior
+from sensorium.actors._envelope import Envelope
+from sensorium.actors._router import Router
+from sensorium.actors._writer import Writer
+from sensorium.engine import ActorRegistry, RestartPolicy
+from sensorium.logs import get_logger
+from sensorium.storage import Pool
+from sensorium.storage._catalog import (
+    DeviceDirectory,
+    MetricCatalog,
+    load_high_water_marks,
+)
+
+__all__ = ["IngestPipeline", "PipelineOptions"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    mailbox_size: int = 64
+    idle_timeout_s: float = 60.0
+    batch_rows: int = 20_000
+    batch_age_s: float = 0.02
+    writer_queue: int = 1024
+    shutdown_timeout_s: float = 20.0
+    poison_marker: bytes | None = None
+    command_timeout_s: float = 30.0
+
+
+@dataclass(slots=True)
+class IngestPipeline:
+    router: Router
+    writer: Writer
+    registry: ActorRegistry[int, Envelope, DeviceState]
+    directory: DeviceDirectory
+    catalog: MetricCatalog
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, pool: Pool, options: PipelineOptions) -> AsyncIterator[IngestPipeline]:
+        catalog = MetricCatalog(pool)
+        directory = DeviceDirectory(pool)
+        await catalog.load()
+        await directory.load()
+        marks = await load_high_water_marks(pool)
+        writer = Writer(
+            pool,
+            batch_rows=options.batch_rows,
+            batch_age_s=options.batch_age_s,
+            queue_size=options.writer_queue,
+            timeout_s=options.command_timeout_s,
+        )
+
+        async def stored_keys(
+            device_key: int, ts_list: list[int]
+        ) -> set[tuple[int, int, int | None]]:
+            """Which of these readings are stored; retried until the database answers
+            (an outage must delay messages, not turn them into crashes)."""
+            attempt = 0
+            while True:
+                try:
+                    rows = await pool.fetch(
+                        """SELECT metric_id, (extract(epoch FROM ts) * 1000000)::int8 AS ts_us, seq
+                           FROM readings WHERE device_key = $1
+                             AND ts = ANY(SELECT timestamptz 'epoch' + t * interval '1 microsecond'
+                                          FROM unnest($2::int8[]) AS t)""",
+                        device_key,
+                        ts_list,
+                    )
+                    return {(r["metric_id"], r["ts_us"], r["seq"]) for r in rows}
+                except trio.Cancelled:
+                    raise
+                except Exception as exc:
+                    attempt += 1
+                    log.warning("duplicate check failed; retrying", error=str(exc))
+                    await trio.sleep(min(0.05 * 2**attempt, 5.0))
+
+        context = DeviceContext(
+            submit=writer.submit,
+            metric_ids=catalog.ids,
+            stored_keys=stored_keys,
+            initial_hwm=lambda key: marks.pop(key, -1),
+            poison_marker=options.poison_marker,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            router_box: list[Router] = []
+            async with ActorRegistry.open(
+                device_behavior(context),
+                mailbox_size=options.mailbox_size,
+                idle_timeout_s=options.idle_timeout_s,
+                restart=RestartPolicy(max_restarts=5, window_s=10, backoff_base_s=0.01),
+                on_undeliverable=lambda key, env, exc: router_box[0].undeliverable(key, env, exc),
+                # A device that keeps crashing stops alone; the others go on.
+                on_escalation=lambda key, exc: log.error("device actor escalated", error=str(exc)),
+                shutdown_timeout_s=options.shutdown_timeout_s,
+            ) as registry:
+                router = Router(registry, writer)  # type: ignore[arg-type]
+                router_box.append(router)
+                try:
+                    yield cls(router, writer, registry, directory, catalog)
+                finally:
+                    log.info("draining device actors")
+            # The registry has drained into the writer: let it flush, under a deadline.
+            writer.close()
+            nursery.cancel_scope.deadline = trio.current_time() + options.shutdown_timeout_s

@@ -1,0 +1,221 @@
+"""The writer actor: batches readings by size and age, writes each batch in one
+transaction on the primary, then settles the receipts.
+
+Group commit: while one batch is being written, the next one fills up in the bounded
+queue, so under load batches grow by themselves and an idle engine still commits
+within ``batch_age_s``. A full queue blocks the device actors, which blocks the
+sources: backpressure reaches the broker's socket and the HTTP edge (429).
+
+A failed write is retried with backoff until it lands; when the connection dropped
+during COMMIT, the batch id (written in the same transaction) says whether it landed,
+so a retry never doubles a batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from sensorium.actors._receipt import Receipt
+from sensorium.logs import get_logger
+from sensorium.storage import Pool
+from sensorium.storage._copy import DeadLetterRow, ReadingBatch, batch_committed, write_batch
+
+__all__ = ["WriteRequest", "Writer", "WriterStatistics"]
+
+log = get_logger(__name__)
+
+_EPOCH_DAY = dt.date(1970, 1, 1)
+
+_END = object()  # the queue is closed and drained
+
+# (device_key, metric_id, ts_us, value, seq)
+Row = tuple[int, int, int, float, int | None]
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    rows: Sequence[Row] = ()
+    receipts: Sequence[Receipt] = ()
+    dead_letter: DeadLetterRow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatistics:
+    queued: int
+    capacity: int
+    batches: int
+    readings: int
+    dead_letters: int
+    retries: int
+    last_batch_rows: int
+    last_commit_s: float
+    oldest_unwritten_age_s: float
+
+
+@dataclass(slots=True)
+class _Counters:
+    batches: int = 0
+    readings: int = 0
+    dead_letters: int = 0
+    retries: int = 0
+    last_batch_rows: int = 0
+    last_commit_s: float = 0.0
+    batch_started: float | None = None
+    commit_durations: list[float] = field(default_factory=list)
+
+
+class Writer:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        batch_rows: int,
+        batch_age_s: float,
+        queue_size: int,
+        timeout_s: float = 30.0,
+        retry_cap_s: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._batch_rows = batch_rows
+        self._batch_age_s = batch_age_s
+        self._timeout_s = timeout_s
+        self._retry_cap_s = retry_cap_s
+        self._send, self._receive = trio.open_memory_channel[WriteRequest](queue_size)
+        self._capacity = queue_size
+        self._known_days: set[int] = set()
+        self._counters = _Counters()
+        self.on_commit: list[object] = []  # hooks for metrics: (rows, seconds)
+
+    # -- the actors' side ---------------------------------------------------------------
+
+    async def submit(self, request: WriteRequest) -> None:
+        """Queue a request; waits while the queue is full (backpressure)."""
+        try:
+            self._send.send_nowait(request)
+        except trio.WouldBlock:
+            await self._send.send(request)
+
+    def submit_nowait(self, request: WriteRequest) -> None:
+        """Raises `trio.WouldBlock` when the queue is full."""
+        self._send.send_nowait(request)
+
+    def close(self) -> None:
+        """No more requests: the writer flushes what is queued and returns."""
+        self._send.close()
+
+    # -- the writer's task --------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            first = await self._next(deadline=None)
+            if first is _END:
+                return
+            assert isinstance(first, WriteRequest)
+            batch = ReadingBatch(batch_id=secrets.randbits(63))
+            receipts: list[Receipt] = []
+            self._counters.batch_started = trio.current_time()
+            self._add(batch, receipts, first)
+            deadline = trio.current_time() + self._batch_age_s
+            ended = False
+            while batch.count < self._batch_rows:
+                request = await self._next(deadline=deadline)
+                if request is None:
+                    break  # the batch is old enough
+                if request is _END:
+                    ended = True
+                    break
+                assert isinstance(request, WriteRequest)
+                self._add(batch, receipts, request)
+            await self._commit(batch)
+            for receipt in receipts:
+                receipt.settle()
+            if ended:
+                return
+
+    async def _next(self, *, deadline: float | None) -> WriteRequest | object | None:
+        """The next request; None once ``deadline`` passes; `_END` when closed and drained."""
+        try:
+            return self._receive.receive_nowait()
+        except trio.EndOfChannel:
+            return _END
+        except trio.WouldBlock:
+            pass
+        with trio.move_on_at(deadline if deadline is not None else float("inf")):
+            try:
+                return await self._receive.receive()
+            except trio.EndOfChannel:
+                return _END
+        return None
+
+    def _add(self, batch: ReadingBatch, receipts: list[Receipt], request: WriteRequest) -> None:
+        add = batch.add
+        for device_key, metric_id, ts_us, value, seq in request.rows:
+            add(device_key, metric_id, ts_us, value, seq)
+        if request.dead_letter is not None:
+            batch.dead_letters.append(request.dead_letter)
+        receipts.extend(request.receipts)
+
+    async def _commit(self, batch: ReadingBatch) -> None:
+        started = trio.current_time()
+        attempt = 0
+        while True:
+            try:
+                async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                    if attempt and await conn.run(
+                        batch_committed, batch.batch_id, timeout=self._timeout_s
+                    ):
+                        break  # the earlier attempt's COMMIT did land
+                    new_days = batch.days - self._known_days
+                    if new_days:
+                        await conn.execute(
+                            "SELECT ensure_readings_partitions($1, $2)",
+                            _EPOCH_DAY + dt.timedelta(days=min(new_days)),
+                            _EPOCH_DAY + dt.timedelta(days=max(new_days)),
+                        )
+                    await conn.run(write_batch, batch, timeout=self._timeout_s)
+                    self._known_days |= new_days
+                break
+            except trio.Cancelled:
+                raise
+            except Exception as exc:
+                attempt += 1
+                self._counters.retries += 1
+                delay = min(0.05 * 2**attempt, self._retry_cap_s)
+                log.warning(
+                    "batch write failed; retrying",
+                    attempt=attempt,
+                    delay_s=delay,
+                    rows=batch.count,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await trio.sleep(delay)
+        counters = self._counters
+        counters.batches += 1
+        counters.readings += batch.count
+        counters.dead_letters += len(batch.dead_letters)
+        counters.last_batch_rows = batch.count
+        counters.last_commit_s = trio.current_time() - started
+        counters.batch_started = None
+
+    def statistics(self) -> WriterStatistics:
+        c = self._counters
+        stats = self._receive.statistics()
+        return WriterStatistics(
+            queued=stats.current_buffer_used,
+            capacity=self._capacity,
+            batches=c.batches,
+            readings=c.readings,
+            dead_letters=c.dead_letters,
+            retries=c.retries,
+            last_batch_rows=c.last_batch_rows,
+            last_commit_s=c.last_commit_s,
+            oldest_unwritten_age_s=(
+                trio.current_time() - c.batch_started if c.batch_started is not None else 0.0
+            ),
+        )

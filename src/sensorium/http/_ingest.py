@@ -1,0 +1,129 @@
+"""``POST /api/v1/telemetry``: a device sends readings with its token as Bearer.
+
+The answer comes after commit: ``200 {"accepted", "duplicates", "rejected": [{"index",
+"reason"}]}``. A payload that is bad as a whole is a 400 problem+json naming the field
+(and a dead letter); an unknown token a 401; full mailboxes a 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import trio
+from quart import Blueprint, Response, jsonify, request
+
+from sensorium.actors import IngestPipeline, Receipt, Rejected
+from sensorium.engine import MailboxClosed, MailboxFull
+from sensorium.http._problem import problem
+from sensorium.sources import Limits, decode_payload
+from sensorium.storage import hash_token
+
+__all__ = ["IngestOptions", "ingest_blueprint"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    limits: Limits
+    ack_timeout_s: float = 30.0
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _unauthorized(detail: str) -> Response:
+    return problem(
+        401,
+        "Unauthorized",
+        kind="unauthorized",
+        detail=detail,
+        headers={"WWW-Authenticate": 'Bearer realm="sensorium-devices"'},
+    )
+
+
+def _overloaded() -> Response:
+    return problem(
+        429,
+        "Too Many Requests",
+        kind="overloaded",
+        detail="the engine is at capacity; retry later",
+        headers={"Retry-After": "1"},
+    )
+
+
+def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Blueprint:
+    bp = Blueprint("ingest", __name__)
+    limits = options.limits
+
+    @bp.post("/api/v1/telemetry")
+    async def telemetry() -> Response:
+        token = _bearer()
+        if token is None:
+            return _unauthorized("send the device token as 'Authorization: Bearer <token>'")
+        device = await pipeline.directory.by_token_hash(hash_token(token))
+        if device is None:
+            return _unauthorized("unknown device token")
+        if (request.content_length or 0) > limits.max_payload_bytes:
+            return problem(
+                413,
+                "Payload Too Large",
+                kind="oversize",
+                detail=f"the limit is {limits.max_payload_bytes} bytes",
+            )
+        raw = await request.get_data(cache=False)
+        assert isinstance(raw, bytes)
+        decoded = decode_payload(raw, now_us=time.time_ns() // 1000, limits=limits)
+        rejections = [Rejected(r.index, r.reason, r.detail) for r in decoded.rejected]
+        whole = rejections[0] if rejections and rejections[0].index is None else None
+        single = raw.lstrip()[:1] != b"["
+        committed = trio.Event()
+        receipt = Receipt(
+            lambda _: committed.set(), parts=int(bool(decoded.items)) + int(bool(rejections))
+        )
+        try:
+            pipeline.router.route_nowait(
+                source="http",
+                device_key=device.key,
+                tenant_id=device.tenant_id,
+                device_id=device.id,
+                topic=None,
+                items=[item for _, item in decoded.items],
+                rejections=rejections,
+                raw=raw,
+                receipt=receipt,
+            )
+        except (MailboxFull, MailboxClosed):
+            return _overloaded()
+        with trio.move_on_after(options.ack_timeout_s):
+            await committed.wait()
+        if not committed.is_set():
+            return problem(
+                503,
+                "Service Unavailable",
+                kind="commit-timeout",
+                detail="the readings were not committed in time; send them again",
+                headers={"Retry-After": "5"},
+            )
+        if whole is not None or (single and rejections):
+            first = whole or rejections[0]
+            return problem(
+                400,
+                "Bad Request",
+                kind=f"invalid-telemetry/{first.reason}",
+                detail=first.detail,
+                reason=first.reason,
+            )
+        return jsonify(
+            {
+                "accepted": receipt.accepted,
+                "duplicates": receipt.duplicates,
+                "rejected": [
+                    {"index": r.index, "reason": r.reason, "detail": r.detail} for r in rejections
+                ],
+            }
+        )
+
+    return bp

@@ -1,0 +1,118 @@
+"""In-memory catalogs the hot path reads without a query: metric ids and devices.
+
+Metric names map to compact ids once, for good (ids are never reused), so the cache
+never goes stale. Devices are cached by public id and by token hash, with a query on a
+miss; `forget` drops a device that was deleted or got a new token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from sensorium.storage._bridge import Pool
+
+__all__ = ["DeviceDirectory", "DeviceEntry", "MetricCatalog", "load_high_water_marks"]
+
+
+class MetricCatalog:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._ids: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        self._lock = trio.Lock()
+
+    async def load(self) -> None:
+        for row in await self._pool.fetch("SELECT id, name FROM metrics"):
+            self._ids[row["name"]] = row["id"]
+            self._names[row["id"]] = row["name"]
+
+    def id_nowait(self, name: str) -> int | None:
+        return self._ids.get(name)
+
+    def name_of(self, metric_id: int) -> str | None:
+        return self._names.get(metric_id)
+
+    async def ids(self, names: set[str]) -> dict[str, int]:
+        """Ids for ``names``, registering the new ones (idempotently, in autocommit)."""
+        missing = [n for n in names if n not in self._ids]
+        if missing:
+            async with self._lock:
+                missing = [n for n in names if n not in self._ids]
+                if missing:
+                    rows = await self._pool.fetch(
+                        """WITH new AS (
+                               INSERT INTO metrics (name) SELECT unnest($1::text[])
+                               ON CONFLICT (name) DO NOTHING RETURNING id, name)
+                           SELECT id, name FROM new
+                           UNION ALL SELECT id, name FROM metrics WHERE name = ANY($1::text[])""",
+                        missing,
+                    )
+                    for row in rows:
+                        self._ids[row["name"]] = row["id"]
+                        self._names[row["id"]] = row["name"]
+        return {n: self._ids[n] for n in names}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    key: int
+    id: str
+    tenant_id: int
+
+
+class DeviceDirectory:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._by_id: dict[str, DeviceEntry] = {}
+        self._by_token: dict[bytes, DeviceEntry] = {}
+
+    async def load(self) -> None:
+        for row in await self._pool.fetch("SELECT key, id, tenant_id, token_hash FROM devices"):
+            entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
+            self._by_id[entry.id] = entry
+            self._by_token[bytes(row["token_hash"])] = entry
+
+    def get_nowait(self, device_id: str) -> DeviceEntry | None:
+        return self._by_id.get(device_id)
+
+    async def get(self, device_id: str) -> DeviceEntry | None:
+        entry = self._by_id.get(device_id)
+        if entry is None:
+            row = await self._pool.fetchrow(
+                "SELECT key, id, tenant_id, token_hash FROM devices WHERE id = $1", device_id
+            )
+            if row is not None:
+                entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
+                self._by_id[device_id] = entry
+                self._by_token[bytes(row["token_hash"])] = entry
+        return entry
+
+    async def by_token_hash(self, token_hash: bytes) -> DeviceEntry | None:
+        entry = self._by_token.get(token_hash)
+        if entry is None:
+            row = await self._pool.fetchrow(
+                "SELECT key, id, tenant_id FROM devices WHERE token_hash = $1", token_hash
+            )
+            if row is not None:
+                entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
+                self._by_id[entry.id] = entry
+                self._by_token[token_hash] = entry
+        return entry
+
+    def forget(self, device_id: str) -> None:
+        entry = self._by_id.pop(device_id, None)
+        if entry is not None:
+            for token, cached in list(self._by_token.items()):
+                if cached is entry:
+                    del self._by_token[token]
+
+
+async def load_high_water_marks(pool: Pool) -> dict[int, int]:
+    """Every device's committed high-water mark, in µs since the epoch."""
+    rows = await pool.fetch(
+        """SELECT device_key,
+                  (extract(epoch FROM hwm_ts) * 1000000)::int8 AS hwm_us FROM device_ingest"""
+    )
+    return {row["device_key"]: row["hwm_us"] for row in rows}
