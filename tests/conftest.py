@@ -4,7 +4,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from sensorium.stack import raise_open_file_limit
 from tests.support import StackHandle
+
+# A thousand simulated devices are a thousand sockets in this process.
+raise_open_file_limit()
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,13 @@ import asyncpg
 
 from sensorium.sources._mqtt_codec import (
     CONNACK,
+    PINGRESP,
     PUBLISH,
     SUBACK,
     Packet,
     encode_connect,
     encode_disconnect,
+    encode_pingreq,
     encode_publish,
     encode_subscribe,
     parse_packets,
@@ -155,6 +157,18 @@ def wait_for(predicate: Any, *, timeout: float = 30.0, interval: float = 0.2) ->
         time.sleep(interval)
 
 
+def run_trio(fn: Any, *args: Any) -> Any:
+    """Run an async function in trio with the asyncio bridge open (for storage calls)."""
+    import trio
+    import trio_asyncio
+
+    async def main() -> Any:
+        async with trio_asyncio.open_loop():
+            return await fn(*args)
+
+    return trio.run(main)
+
+
 def db_fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     """Run one query on a fresh connection (plain asyncio, outside any trio test)."""
 
@@ -224,6 +238,20 @@ class MqttClient:
                 yield packet
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
+        """PINGREQ, read everything up to the PINGRESP, then DISCONNECT: closing with
+        unread PUBACKs in our buffer would send a TCP reset, and the broker could drop
+        what it had not processed yet."""
+        with contextlib.suppress(OSError, ConnectionError, TimeoutError):
+            if self.return_code == 0:
+                self.sock.sendall(encode_pingreq())
+                while self.next_packet(timeout=10).kind != PINGRESP:
+                    pass
             self.sock.sendall(encode_disconnect())
         self.sock.close()
+
+
+def broker_accepts(port: int, username: str, password: str) -> bool:
+    """Whether the broker lets this device log in (it learns new devices within ~1 s)."""
+    client = MqttClient(port, client_id=f"probe-{username}", username=username, password=password)
+    client.close()
+    return client.return_code == 0

@@ -381,6 +381,52 @@ def device_create(
         out.print(f"token: {device.token}  (shown once)")
 
 
+@app.command()
+def simulate(
+    devices: Annotated[int, typer.Option(help="How many devices to provision and run.")] = 100,
+    rate: Annotated[float, typer.Option(help="Messages per second, whole fleet.")] = 100.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run.")] = 10.0,
+    transport: Annotated[str, typer.Option(help="mqtt or http.")] = "mqtt",
+    metrics: Annotated[int, typer.Option(help="Readings per message.")] = 3,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Provision simulated devices and publish realistic sensor series with sequence numbers."""
+    from sensorium.bench import (
+        provision_devices,
+        run_http_load,
+        run_mqtt_load,
+        wait_for_broker_login,
+    )
+
+    if transport not in ("mqtt", "http"):
+        raise ConfigError("--transport must be mqtt or http")
+    settings = _settings(config, state_dir=state_dir)
+    url = _primary_url(settings, state_dir)
+    messages = max(1, int(rate * duration / devices))
+    mqtt_host = settings.mqtt.host
+    mqtt_port = (
+        settings.stack.mqtt_port if not settings.database.primary_url else settings.mqtt.port
+    )
+    http_url = f"http://{settings.http.host}:{settings.http.port}"
+
+    async def go() -> Any:
+        fleet = await provision_devices(url, devices)
+        err.print(f"provisioned {len(fleet)} devices; {messages} messages each")
+        if transport == "mqtt":
+            await wait_for_broker_login(fleet[-1], host=mqtt_host, port=mqtt_port)
+            return await run_mqtt_load(
+                fleet, port=mqtt_port, host=mqtt_host, messages=messages, metrics=metrics, rate=rate
+            )
+        return await run_http_load(fleet, base_url=http_url, messages=messages, metrics=metrics)
+
+    result = _run_async(go)
+    out.print(
+        f"sent {result.messages} messages ({result.readings} readings) from {result.devices} "
+        f"devices in {result.seconds:.1f} s; failures: {result.failures}"
+    )
+
+
 def _our_errors(group: BaseExceptionGroup[BaseException]) -> list[SensoriumError] | None:
     """The SensoriumErrors inside ``group``, if that is all it holds."""
     matched, rest = group.split(SensoriumError)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from sensorium.storage import available_migrations
-from tests.support import SENSORIUM, MqttClient, StackHandle, db_fetch, wait_for
+from tests.support import SENSORIUM, MqttClient, StackHandle, broker_accepts, db_fetch, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -138,14 +138,9 @@ def test_device_logs_into_the_broker_and_publishes_only_under_its_own_topic(
     port = stack.ports["mqtt"]
     secrets = stack.secrets
 
-    def logs_in() -> bool:
-        client = MqttClient(
-            port, client_id="t-" + device["id"], username=device["id"], password=device["token"]
-        )
-        client.close()
-        return client.return_code == 0
-
-    wait_for(logs_in, timeout=10)  # the broker re-reads its password file
+    wait_for(
+        lambda: broker_accepts(port, device["id"], device["token"]), timeout=10
+    )  # the broker re-reads its password file
     wrong = MqttClient(port, client_id="t-wrong", username=device["id"], password="nope")
     assert wrong.return_code == 5  # not authorised
     wrong.close()

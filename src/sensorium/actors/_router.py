@@ -169,7 +169,10 @@ class Router:
         raw: bytes,
         receipt: Receipt,
     ) -> None:
-        """Like `route`, but raises `MailboxFull` instead of waiting (the HTTP edge)."""
+        """Like `route`, but raises `MailboxFull` instead of waiting (the HTTP edge),
+        also when the writer's queue is full: then every mailbox is about to be."""
+        if self._writer.saturated:
+            raise MailboxFull("the writer's queue is full")
         envelope, dead = self._envelopes(
             source=source,
             device_key=device_key,

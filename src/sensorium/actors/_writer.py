@@ -104,6 +104,11 @@ class Writer:
         """Raises `trio.WouldBlock` when the queue is full."""
         self._send.send_nowait(request)
 
+    @property
+    def saturated(self) -> bool:
+        """The queue is full: whoever cannot wait should back off."""
+        return self._receive.statistics().current_buffer_used >= self._capacity
+
     def close(self) -> None:
         """No more requests: the writer flushes what is queued and returns."""
         self._send.close()

@@ -22,6 +22,7 @@ from sensorium.storage._devices import (
     NewDevice,
     broker_credentials,
     create_device,
+    create_devices,
 )
 from sensorium.storage._lease import EngineLease, acquire_engine_lease
 from sensorium.storage._migrate import Migration, apply_migrations, available_migrations
@@ -50,6 +51,7 @@ __all__ = [
     "broker_credentials",
     "connect",
     "create_device",
+    "create_devices",
     "create_pool",
     "create_user",
     "ensure_tenant",

@@ -13,7 +13,13 @@ from sensorium.storage._credentials import (
     new_secret,
 )
 
-__all__ = ["BrokerCredential", "NewDevice", "broker_credentials", "create_device"]
+__all__ = [
+    "BrokerCredential",
+    "NewDevice",
+    "broker_credentials",
+    "create_device",
+    "create_devices",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +74,27 @@ async def broker_credentials(conn: Connection) -> tuple[int, list[BrokerCredenti
         version: int = await conn.fetchval("SELECT version FROM broker_credentials")
         rows = await conn.fetch("SELECT id, mqtt_password_hash FROM devices ORDER BY key")
     return version, [BrokerCredential(r["id"], r["mqtt_password_hash"]) for r in rows]
+
+
+async def create_devices(
+    conn: Connection, *, names: list[str], tenant: str | int, tags: list[str] | None = None
+) -> list[NewDevice]:
+    """Register many devices in one statement (the simulator provisions thousands)."""
+    tenant_id = tenant if isinstance(tenant, int) else await ensure_tenant(conn, tenant)
+    tokens = [new_secret() for _ in names]
+    ids = [new_device_id() for _ in names]
+    await conn.execute(
+        """INSERT INTO devices (id, tenant_id, name, tags, token_hash, mqtt_password_hash)
+           SELECT i, $2, n, $3, t, m
+           FROM unnest($1::text[], $4::text[], $5::bytea[], $6::text[]) AS u(i, n, t, m)""",
+        ids,
+        tenant_id,
+        tags or [],
+        names,
+        [hash_token(token) for token in tokens],
+        [mosquitto_password_hash(token) for token in tokens],
+    )
+    return [
+        NewDevice(id=i, name=n, tenant_id=tenant_id, token=t, tags=tags or [])
+        for i, n, t in zip(ids, names, tokens, strict=True)
+    ]
