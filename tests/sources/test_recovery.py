@@ -248,6 +248,12 @@ def test_stalled_primary_pauses_acks_answers_429_stays_bounded_then_lands_everyt
 ) -> None:
     fleet = _fleet(rstack, 100, "stall")
     http_device = rstack.create_device("stall-http")
+    warm = httpx.post(
+        rstack.http_url + "/api/v1/telemetry",
+        headers={"Authorization": f"Bearer {http_device['token']}"},
+        json={"ts": int(time.time() * 1000) - 1000, "metrics": {"t": 0}},
+    )
+    assert warm.status_code == 200
     load = Load(rstack, fleet, messages=300, metrics=3, rate=3000)
     load.start()
     wait_for(lambda: _stored(rstack, fleet)["n"] > 3000, timeout=60)

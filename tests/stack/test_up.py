@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -279,29 +278,3 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
-
-
-def test_up_tls_serves_mqtts_and_https_with_the_local_ca() -> None:
-    handle = StackHandle.create()
-    try:
-        handle.up("--tls")
-        ca = handle.state_dir / "tls" / "ca.pem"
-        assert ca.exists()
-        import ssl
-
-        context = ssl.create_default_context(cafile=str(ca))
-        response = httpx.get(f"https://127.0.0.1:{handle.ports['http']}/healthz", verify=context)
-        assert response.status_code == 200
-        with (
-            socket.create_connection(("127.0.0.1", handle.ports["mqtt_tls"]), timeout=5) as raw,
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-        ):
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
-        code, status = handle.status()
-        assert code == 0, status
-        assert next(c for c in status["components"] if c["name"] == "http")["url"].startswith(
-            "https://"
-        )
-    finally:
-        handle.down("--purge")
-    time.sleep(0)

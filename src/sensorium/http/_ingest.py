@@ -26,6 +26,7 @@ __all__ = ["IngestOptions", "ingest_blueprint"]
 class IngestOptions:
     limits: Limits
     ack_timeout_s: float = 30.0
+    lookup_timeout_s: float = 5.0
 
 
 def _bearer() -> str | None:
@@ -63,7 +64,13 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
         token = _bearer()
         if token is None:
             return _unauthorized("send the device token as 'Authorization: Bearer <token>'")
-        device = await pipeline.directory.by_token_hash(hash_token(token))
+        try:
+            with trio.fail_after(options.lookup_timeout_s):
+                device = await pipeline.directory.by_token_hash(hash_token(token))
+        except Exception:  # the database is away (trio.TooSlowError included)
+            return problem(503, "Service Unavailable", kind="database-unavailable",
+                           detail="cannot check the device token right now",
+                           headers={"Retry-After": "5"})
         if device is None:
             return _unauthorized("unknown device token")
         if (request.content_length or 0) > limits.max_payload_bytes:
