@@ -427,6 +427,44 @@ def simulate(
     )
 
 
+@app.command()
+def bench(
+    suite: Annotated[str, typer.Argument(help="ingest, actors (writer, query, alerts: later).")],
+    devices: Annotated[int, typer.Option(help="ingest: simulated devices.")] = 2000,
+    messages: Annotated[int, typer.Option(help="ingest: messages per device.")] = 20,
+    metrics: Annotated[int, typer.Option(help="ingest: readings per message.")] = 3,
+    rate: Annotated[float, typer.Option(help="ingest: messages/s for the fleet; 0 = max.")] = 0,
+    actors: Annotated[int, typer.Option(help="actors: how many device actors.")] = 10_000,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write every figure here.")
+    ] = None,
+) -> None:
+    """Run a benchmark suite; every figure beside its baseline from the same run."""
+    from sensorium.bench import IngestBenchOptions, measure_actor_memory, run_ingest_bench
+    from sensorium.bench._report import print_report
+    from sensorium.stack import raise_open_file_limit
+
+    configure_logging(log_format="text", level="warning")
+    raise_open_file_limit()
+    if suite == "ingest":
+        options = IngestBenchOptions(
+            devices=devices, messages=messages, metrics=metrics, rate=rate or None
+        )
+        report = _run_async(lambda: run_ingest_bench(options, say=err.print))
+        report["actors"] = trio.run(lambda: measure_actor_memory(actors))
+    elif suite == "actors":
+        report = {"suite": "actors", "actors": trio.run(lambda: measure_actor_memory(actors))}
+    elif suite in ("writer", "query", "alerts"):
+        err.print(f"bench {suite}: not available yet (the ingest suite includes the writer)")
+        raise typer.Exit(2)
+    else:
+        raise ConfigError(f"unknown bench suite {suite!r}: ingest, actors")
+    print_report(report, out)
+    if json_file is not None:
+        json_file.write_text(json.dumps(report, indent=2, default=str))
+        err.print(f"wrote {json_file}")
+
+
 def _our_errors(group: BaseExceptionGroup[BaseException]) -> list[SensoriumError] | None:
     """The SensoriumErrors inside ``group``, if that is all it holds."""
     matched, rest = group.split(SensoriumError)

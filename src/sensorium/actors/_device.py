@@ -75,6 +75,10 @@ class _DeviceBehavior:
         self.state = state
         self.context = context
 
+    def before_passivation(self) -> None:
+        """Drop what the database now knows, so a passivated device costs little."""
+        self.state.prune()
+
     async def handle(self, envelopes: Sequence[Envelope]) -> None:
         state = self.state
         context = self.context

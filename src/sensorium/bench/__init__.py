@@ -1,5 +1,7 @@
 """Benchmark suites, their baselines, and the device simulator they drive."""
 
+from sensorium.bench._actors_memory import measure_actor_memory
+from sensorium.bench._ingest import IngestBenchOptions, run_ingest_bench
 from sensorium.bench._loadgen import (
     DeviceCredentials,
     LoadResult,
@@ -12,11 +14,14 @@ from sensorium.bench._provision import provision_devices, wait_for_broker_login
 
 __all__ = [
     "DeviceCredentials",
+    "IngestBenchOptions",
     "LoadResult",
     "expected_sum",
+    "measure_actor_memory",
     "message_payload",
     "provision_devices",
     "run_http_load",
+    "run_ingest_bench",
     "run_mqtt_load",
     "wait_for_broker_login",
 ]

@@ -163,6 +163,9 @@ class ActorRegistry(Generic[K, M, S]):
                 if mailbox.queued == 0 and not self._closing:
                     # Passivate. No await between the check and the removal, so no
                     # sender can slip a message into a mailbox nobody reads.
+                    compact = getattr(behavior, "before_passivation", None)
+                    if compact is not None:
+                        compact()  # let the behaviour shrink its state first
                     del self._live[key]
                     mailbox.close()
                     if cell.state is not None:

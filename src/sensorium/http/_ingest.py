@@ -68,9 +68,13 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
             with trio.fail_after(options.lookup_timeout_s):
                 device = await pipeline.directory.by_token_hash(hash_token(token))
         except Exception:  # the database is away (trio.TooSlowError included)
-            return problem(503, "Service Unavailable", kind="database-unavailable",
-                           detail="cannot check the device token right now",
-                           headers={"Retry-After": "5"})
+            return problem(
+                503,
+                "Service Unavailable",
+                kind="database-unavailable",
+                detail="cannot check the device token right now",
+                headers={"Retry-After": "5"},
+            )
         if device is None:
             return _unauthorized("unknown device token")
         if (request.content_length or 0) > limits.max_payload_bytes:

@@ -1,0 +1,83 @@
+"""The bench report as a table for people (the JSON has every figure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_report"]
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    if "engine" in report:
+        engine = report["engine"]
+        options = report["options"]
+        table = Table(
+            title=(
+                f"ingest: {options['devices']} devices x {options['messages_per_device']} messages"
+                f" x {options['metrics']} metrics, QoS 1, PUBACK after commit, rate {options['rate']}"
+            )
+        )
+        table.add_column("path")
+        table.add_column("readings/s", justify="right")
+        table.add_column("engine / this", justify="right")
+        table.add_row(
+            "engine end to end (publish -> commit)", _rate(engine["readings_per_s"]), "1.00"
+        )
+        for name, label in (
+            ("psql_copy", "psql \\copy of the same rows"),
+            ("asyncpg_copy", "asyncpg copy_records_to_table"),
+            ("naive_insert", "one INSERT per row"),
+        ):
+            baseline = report["baselines"][name]
+            table.add_row(
+                label,
+                _rate(baseline["rows_per_s"]),
+                f"{engine['readings_per_s'] / baseline['rows_per_s']:.2f}",
+            )
+        writer = report["writer_alone"]
+        table.add_row(
+            "writer alone (same rows)",
+            _rate(writer["rows_per_s"]),
+            f"{engine['readings_per_s'] / writer['rows_per_s']:.2f}",
+        )
+        console.print(table)
+        latency = engine["latency_s"]
+        if latency:
+            console.print(
+                f"publish-to-commit latency: p50 {latency['p50'] * 1000:.0f} ms, "
+                f"p95 {latency['p95'] * 1000:.0f} ms, p99 {latency['p99'] * 1000:.0f} ms"
+            )
+        console.print(
+            f"writer alone / asyncpg copy_records_to_table: "
+            f"{report['ratios']['writer_vs_asyncpg_copy']:.2f}"
+        )
+        cpu = Table(title=f"CPU seconds over {engine['seconds']:.1f} s")
+        cpu.add_column("component")
+        cpu.add_column("CPU s", justify="right")
+        cpu.add_column("cores", justify="right")
+        for name, seconds in engine["cpu_seconds"].items():
+            cpu.add_row(name, f"{seconds:.1f}", f"{seconds / engine['seconds']:.2f}")
+        console.print(cpu)
+        if engine["load_generator_cores"] > 0.9:
+            console.print(
+                "[bold]warning: the load generator used most of a core; it may be "
+                "the bottleneck[/bold]"
+            )
+        console.print(
+            f"stored {engine['readings_stored']} of {engine['readings_expected']} "
+            f"readings (exact: {engine['readings_stored'] == engine['readings_expected']})"
+        )
+    if "actors" in report:
+        actors = report["actors"]
+        console.print(
+            f"device actors: {actors['actors']} spawned in {actors['spawn_seconds']:.2f} s; "
+            f"live {actors['live_bytes_per_actor']:.0f} B each, passivated "
+            f"{actors['passivated_bytes_per_actor']:.0f} B each"
+        )
