@@ -21,6 +21,7 @@ from quart_trio import QuartTrio
 from sensorium import __version__
 from sensorium.actors import IngestPipeline, PipelineOptions
 from sensorium.config import Settings
+from sensorium.engine import tune_garbage_collector
 from sensorium.errors import AlreadyRunning
 from sensorium.http import HealthCheck, IngestOptions, create_app, ingest_blueprint
 from sensorium.ingest_metrics import IngestCollector
@@ -244,6 +245,7 @@ async def serve(
             max_future_skew_s=settings.ingest.max_future_skew_s,
         )
         async with IngestPipeline.open(primary, options) as pipeline:
+            tune_garbage_collector()
             mqtt = MqttSource(
                 MqttSourceOptions(
                     host=endpoints.mqtt_host,

@@ -58,6 +58,7 @@ class LoadResult:
     failures: int = 0
     http_status: dict[int, int] = field(default_factory=dict)
     sent: int = 0  # messages written to sockets so far (a bench samples it while running)
+    first_send: float | None = None  # time.perf_counter() of the first message written
 
 
 def reading_value(device: int, message: int, metric: int) -> float:
@@ -118,6 +119,8 @@ async def _mqtt_device(
             return
     async with stream:
         await trio.sleep_until(start_at + (index % 997) / 997 * interval_s)
+        if result.first_send is None:
+            result.first_send = time.perf_counter()
         acked = 0
 
         async def drain() -> None:

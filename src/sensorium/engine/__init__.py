@@ -5,6 +5,7 @@ It knows nothing about IoT, the web or databases.
 
 from sensorium.engine._actor import Behavior, BehaviorFactory, RestartPolicy
 from sensorium.engine._errors import ActorEscalation, EngineError, MailboxClosed, MailboxFull
+from sensorium.engine._gc import tune_garbage_collector
 from sensorium.engine._mailbox import Mailbox, MailboxStatistics
 from sensorium.engine._registry import ActorRegistry, RegistryStatistics
 
@@ -20,4 +21,5 @@ __all__ = [
     "MailboxStatistics",
     "RegistryStatistics",
     "RestartPolicy",
+    "tune_garbage_collector",
 ]
