@@ -110,6 +110,9 @@ def up(
     ] = False,
     log_format: LogFormatOption = None,
     ready_timeout: Annotated[float, typer.Option(help="--detach: seconds to wait.")] = 300.0,
+    simulate: Annotated[
+        int, typer.Option(help="Also run N simulated devices (one message/s each).")
+    ] = 0,
 ) -> None:
     """Run the whole stack locally: PostgreSQL primary + 2 replicas, Mosquitto, engine, HTTP."""
     from sensorium.stack import pid_alive, raise_open_file_limit, read_pid
@@ -121,7 +124,9 @@ def up(
         # Already up: start only what is missing, report, and leave it running.
         detach = True
     if detach:
-        raise typer.Exit(_detach(stack, config=config, tls=tls, timeout=ready_timeout))
+        raise typer.Exit(
+            _detach(stack, config=config, tls=tls, timeout=ready_timeout, simulate=simulate)
+        )
     from sensorium.launcher import UpReport, run_up
 
     def on_ready(report: UpReport) -> None:
@@ -134,7 +139,7 @@ def up(
 
     with stack.layout.hold_up_lock():
         try:
-            trio.run(lambda: run_up(settings, stack, tls=tls, on_ready=on_ready))
+            trio.run(lambda: run_up(settings, stack, tls=tls, on_ready=on_ready, simulate=simulate))
         except KeyboardInterrupt:
             pass
         finally:
@@ -162,7 +167,9 @@ def _print_report(report: Any) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _detach(stack: Any, *, config: Path | None, tls: bool, timeout: float) -> int:
+def _detach(
+    stack: Any, *, config: Path | None, tls: bool, timeout: float, simulate: int = 0
+) -> int:
     """Start `up` in the background, wait until healthy, print where things are."""
     from sensorium.stack import EXIT_HEALTHY, collect_status, pid_alive, read_pid
 
@@ -182,6 +189,8 @@ def _detach(stack: Any, *, config: Path | None, tls: bool, timeout: float) -> in
             cmd += ["--config", str(config)]
         if tls:
             cmd.append("--tls")
+        if simulate:
+            cmd += ["--simulate", str(simulate)]
         log_path = layout.log_dir / "sensorium.log"
         with log_path.open("ab") as log_file:
             child = subprocess.Popen(

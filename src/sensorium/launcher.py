@@ -18,6 +18,7 @@ from functools import partial
 import trio
 import trio_asyncio
 
+from sensorium.bench._provision import simulate_forever
 from sensorium.config import Settings
 from sensorium.errors import ConfigError
 from sensorium.logs import get_logger
@@ -70,6 +71,7 @@ async def run_up(
     *,
     tls: bool,
     on_ready: Callable[[UpReport], None],
+    simulate: int = 0,
 ) -> None:
     """Start what is missing, serve until a signal; services stay up for the caller."""
     async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
@@ -169,6 +171,17 @@ async def run_up(
                 ca_file=str(tls_files.ca_file) if tls_files else None,
             )
         )
+        if simulate:
+            nursery.start_soon(
+                partial(
+                    simulate_forever,
+                    urls.primary,
+                    devices=simulate,
+                    host="127.0.0.1",
+                    port=broker.port,
+                    tokens_file=stack.layout.state_dir / "simulator.json",
+                )
+            )
         await stop.wait()
         # serve() stops by itself under its own deadline; this one is the backstop.
         nursery.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s + 5

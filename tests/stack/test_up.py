@@ -278,3 +278,18 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_up_simulate_runs_devices_beside_the_stack() -> None:
+    handle = StackHandle.create()
+    try:
+        handle.up("--simulate", "20")
+        url = handle.db_url()
+        wait_for(
+            lambda: db_fetch(url, "SELECT count(*) AS n FROM readings")[0]["n"] >= 20 * 3 * 2,
+            timeout=60,
+        )
+        devices = db_fetch(url, "SELECT count(DISTINCT device_key) AS n FROM readings")
+        assert devices[0]["n"] == 20
+    finally:
+        handle.down("--purge")
