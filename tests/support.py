@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from sensorium.bench._stack import free_ports
 from sensorium.sources._mqtt_codec import (
     CONNACK,
     PINGRESP,
@@ -34,19 +35,6 @@ from sensorium.sources._mqtt_codec import (
 )
 
 SENSORIUM = [sys.executable, "-m", "sensorium"]
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody listens on right now (bound then released by the kernel's choice)."""
-    sockets, ports = [], []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-        ports.append(sock.getsockname()[1])
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def new_state_dir(prefix: str = "sensorium-test-") -> Path:

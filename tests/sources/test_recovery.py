@@ -23,6 +23,7 @@ from sensorium.bench import (
     run_mqtt_load,
     wait_for_broker_login,
 )
+from sensorium.bench._cpu import process_tree
 from tests.support import MqttClient, StackHandle, db_fetch, run_trio, wait_for
 
 pytestmark = pytest.mark.slow
@@ -224,25 +225,6 @@ def _rss_kb(pid: int) -> int:
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
 
 
-def _process_tree(pid: int) -> list[int]:
-    """The postmaster and every backend it forked: stalling a server is stopping all."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as file:
-                    parent = int(file.read().rsplit(")", 1)[1].split()[1])
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
-    return tree
-
-
 def test_stalled_primary_pauses_acks_answers_429_stays_bounded_then_lands_everything(
     rstack: StackHandle,
 ) -> None:
@@ -259,7 +241,7 @@ def test_stalled_primary_pauses_acks_answers_429_stays_bounded_then_lands_everyt
     wait_for(lambda: _stored(rstack, fleet)["n"] > 3000, timeout=60)
     primary_pid = rstack.component("primary")["pid"]
     engine_pid = rstack.component("engine")["pid"]
-    stalled = _process_tree(primary_pid)
+    stalled = process_tree(primary_pid)
     for pid in stalled:
         os.kill(pid, signal.SIGSTOP)
     try:

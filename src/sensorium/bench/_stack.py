@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BenchStack"]
+__all__ = ["BenchStack", "free_ports"]
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (chosen by the kernel)."""
     sockets = []
     for _ in range(count):
         sock = socket.socket()
@@ -36,7 +37,7 @@ class BenchStack:
 
     @classmethod
     def create(cls, extra_env: dict[str, str] | None = None) -> BenchStack:
-        primary, r1, r2, mqtt, mqtt_tls, http = _free_ports(6)
+        primary, r1, r2, mqtt, mqtt_tls, http = free_ports(6)
         state_dir = Path(tempfile.mkdtemp(prefix="sensorium-bench-"))
         env = {
             **os.environ,
