@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import trio
 
-from sensorium.actors._envelope import Envelope, Telemetry
+from sensorium.actors._envelope import Envelope
 from sensorium.actors._receipt import Receipt
 from sensorium.actors._writer import Writer, WriteRequest
 from sensorium.engine import ActorRegistry, MailboxFull
@@ -94,103 +94,48 @@ class Router:
         request.receipts = (receipt,)
         await self._writer.submit(request)
 
-    def _envelopes(
-        self,
-        *,
-        source: str,
-        device_key: int,
-        tenant_id: int,
-        device_id: str,
-        topic: str | None,
-        items: list[Telemetry],
-        rejections: Sequence[Rejected],
-        raw: bytes,
-        receipt: Receipt,
+    def _split(
+        self, envelope: Envelope, rejections: Sequence[Rejected]
     ) -> tuple[Envelope | None, WriteRequest | None]:
-        envelope = None
+        """The part for the device actor (valid items) and the dead letter (the rest)."""
         dead = None
-        if items:
-            envelope = Envelope(
-                device_key, tenant_id, device_id, source, items, receipt, raw, topic
-            )
-            self.accepted_messages[source] += 1
         if rejections:
             dead = self._dead_letter(
-                source=source,
-                tenant_id=tenant_id,
-                device_id=device_id,
-                topic=topic,
+                source=envelope.source,
+                tenant_id=envelope.tenant_id,
+                device_id=envelope.device_id,
+                topic=envelope.topic,
                 rejections=rejections,
-                raw=raw,
+                raw=envelope.raw,
             )
-            dead.receipts = (receipt,)
+            dead.receipts = (envelope.receipt,)
+        if not envelope.items:
+            return None, dead
+        self.accepted_messages[envelope.source] += 1
         return envelope, dead
 
-    async def route(
-        self,
-        *,
-        source: str,
-        device_key: int,
-        tenant_id: int,
-        device_id: str,
-        topic: str | None,
-        items: list[Telemetry],
-        rejections: Sequence[Rejected],
-        raw: bytes,
-        receipt: Receipt,
-    ) -> None:
-        """Hand a message to its device actor; waits while the mailbox is full."""
-        envelope, dead = self._envelopes(
-            source=source,
-            device_key=device_key,
-            tenant_id=tenant_id,
-            device_id=device_id,
-            topic=topic,
-            items=items,
-            rejections=rejections,
-            raw=raw,
-            receipt=receipt,
-        )
+    async def route(self, envelope: Envelope, *, rejections: Sequence[Rejected] = ()) -> None:
+        """Hand a message to its device actor; waits while the mailbox is full. The
+        receipt must count one part for the items and one for the rejections."""
+        valid, dead = self._split(envelope, rejections)
         if dead is not None:
             await self._writer.submit(dead)
-        if envelope is not None:
-            await self._registry.send(device_key, envelope)
+        if valid is not None:
+            await self._registry.send(valid.device_key, valid)
 
-    def route_nowait(
-        self,
-        *,
-        source: str,
-        device_key: int,
-        tenant_id: int,
-        device_id: str,
-        topic: str | None,
-        items: list[Telemetry],
-        rejections: Sequence[Rejected],
-        raw: bytes,
-        receipt: Receipt,
-    ) -> None:
+    def route_nowait(self, envelope: Envelope, *, rejections: Sequence[Rejected] = ()) -> None:
         """Like `route`, but raises `MailboxFull` instead of waiting (the HTTP edge),
         also when the writer's queue is full: then every mailbox is about to be."""
         if self._writer.saturated:
             raise MailboxFull("the writer's queue is full")
-        envelope, dead = self._envelopes(
-            source=source,
-            device_key=device_key,
-            tenant_id=tenant_id,
-            device_id=device_id,
-            topic=topic,
-            items=items,
-            rejections=rejections,
-            raw=raw,
-            receipt=receipt,
-        )
+        valid, dead = self._split(envelope, rejections)
         if dead is not None:
             try:
                 self._writer.submit_nowait(dead)
             except trio.WouldBlock:
                 raise MailboxFull("the writer's queue is full") from None
-        if envelope is not None:
-            self._registry.send_nowait(device_key, envelope)
+        if valid is not None:
+            self._registry.send_nowait(valid.device_key, valid)
 
     def undeliverable(self, key: int, envelope: Envelope, exc: BaseException) -> None:
         """A message that crashes its actor: a dead letter, then its receipt settles.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import trio
 from quart import Blueprint, Response, jsonify, request
 
-from sensorium.actors import IngestPipeline, Receipt, Rejected
+from sensorium.actors import Envelope, IngestPipeline, Receipt, Rejected
 from sensorium.engine import MailboxClosed, MailboxFull
 from sensorium.http._problem import problem
 from sensorium.sources import Limits, decode_payload
@@ -95,16 +95,10 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
             lambda _: committed.set(), parts=int(bool(decoded.items)) + int(bool(rejections))
         )
         try:
+            items = [item for _, item in decoded.items]
             pipeline.router.route_nowait(
-                source="http",
-                device_key=device.key,
-                tenant_id=device.tenant_id,
-                device_id=device.id,
-                topic=None,
-                items=[item for _, item in decoded.items],
+                Envelope(device.key, device.tenant_id, device.id, "http", items, receipt, raw),
                 rejections=rejections,
-                raw=raw,
-                receipt=receipt,
             )
         except (MailboxFull, MailboxClosed):
             return _overloaded()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from sensorium.actors import Receipt, Rejected, Router
+from sensorium.actors import Envelope, Receipt, Rejected, Router
 from sensorium.logs import get_logger
 from sensorium.sources._mqtt_codec import (
     CONNACK,
@@ -291,16 +291,10 @@ class MqttSource:
         rejections = [Rejected(r.index, r.reason, r.detail) for r in decoded.rejected]
         if decoded.items and rejections:
             receipt.add_part()
+        items = [item for _, item in decoded.items]
         await router.route(
-            source="mqtt",
-            device_key=entry.key,
-            tenant_id=entry.tenant_id,
-            device_id=device_id,
-            topic=topic,
-            items=[item for _, item in decoded.items],
+            Envelope(entry.key, entry.tenant_id, device_id, "mqtt", items, receipt, raw, topic),
             rejections=rejections,
-            raw=raw,
-            receipt=receipt,
         )
 
     def _receipt(self, generation: int, packet_id: int) -> Receipt:
