@@ -100,6 +100,13 @@ class IngestPipeline:
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
+            refresher = trio.CancelScope()
+
+            async def refresh_devices() -> None:
+                with refresher:
+                    await directory.keep_fresh()
+
+            nursery.start_soon(refresh_devices)
             router_box: list[Router] = []
             async with ActorRegistry.open(
                 device_behavior(context),
@@ -118,5 +125,6 @@ class IngestPipeline:
                 finally:
                     log.info("draining device actors")
             # The registry has drained into the writer: let it flush, under a deadline.
+            refresher.cancel()
             writer.close()
             nursery.cancel_scope.deadline = trio.current_time() + options.shutdown_timeout_s

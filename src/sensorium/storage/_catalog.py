@@ -67,12 +67,33 @@ class DeviceDirectory:
         self._pool = pool
         self._by_id: dict[str, DeviceEntry] = {}
         self._by_token: dict[bytes, DeviceEntry] = {}
+        self._version: int | None = None
 
     async def load(self) -> None:
-        for row in await self._pool.fetch("SELECT key, id, tenant_id, token_hash FROM devices"):
+        """Read every device (replacing what was cached: deleted devices go too)."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            self._version = await conn.fetchval("SELECT version FROM broker_credentials")
+            rows = await conn.fetch("SELECT key, id, tenant_id, token_hash FROM devices")
+        by_id: dict[str, DeviceEntry] = {}
+        by_token: dict[bytes, DeviceEntry] = {}
+        for row in rows:
             entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
-            self._by_id[entry.id] = entry
-            self._by_token[bytes(row["token_hash"])] = entry
+            by_id[entry.id] = entry
+            by_token[bytes(row["token_hash"])] = entry
+        self._by_id, self._by_token = by_id, by_token
+
+    async def keep_fresh(self, *, interval_s: float = 1.0) -> None:
+        """Reload all devices whenever their credentials change (a device created,
+        deleted or given a new token), so the hot path finds new devices in memory
+        instead of querying once per device."""
+        while True:
+            await trio.sleep(interval_s)
+            try:
+                version = await self._pool.fetchval("SELECT version FROM broker_credentials")
+                if version != self._version:
+                    await self.load()
+            except Exception:  # the primary restarting: try again next round
+                continue
 
     def get_nowait(self, device_id: str) -> DeviceEntry | None:
         return self._by_id.get(device_id)
