@@ -65,7 +65,8 @@ class _Counters:
     retries: int = 0
     last_batch_rows: int = 0
     last_commit_s: float = 0.0
-    batch_started: float | None = None
+    batch_started: float | None = None  # the batch being built
+    commit_started: float | None = None  # the batch being committed (older)
     commit_durations: list[float] = field(default_factory=list)
 
 
@@ -89,6 +90,7 @@ class Writer:
         self._capacity = queue_size
         self._known_days: set[int] = set()
         self._counters = _Counters()
+        self._committing = False
         self.on_commit: list[object] = []  # hooks for metrics: (rows, seconds)
 
     # -- the actors' side ---------------------------------------------------------------
@@ -116,32 +118,63 @@ class Writer:
     # -- the writer's task --------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            first = await self._next(deadline=None)
-            if first is _END:
-                return
-            assert isinstance(first, WriteRequest)
-            batch = ReadingBatch(batch_id=secrets.randbits(63))
-            receipts: list[Receipt] = []
-            self._counters.batch_started = trio.current_time()
-            self._add(batch, receipts, first)
-            deadline = trio.current_time() + self._batch_age_s
-            ended = False
-            while batch.count < self._batch_rows:
-                request = await self._next(deadline=deadline)
-                if request is None:
-                    break  # the batch is old enough
-                if request is _END:
-                    ended = True
-                    break
-                assert isinstance(request, WriteRequest)
-                self._add(batch, receipts, request)
-            await self._commit(batch)
-            for receipt in receipts:
-                receipt.settle()
-            if ended:
-                return
+        """Build batches while the previous one commits: Python encodes the next batch
+        on one core while PostgreSQL takes the COPY on the other. Commits stay one at a
+        time and in order."""
+        send, receive = trio.open_memory_channel[tuple[ReadingBatch, list[Receipt]]](0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._commit_in_order, receive)
+            task_status.started()
+            async with send:
+                while True:
+                    built = await self._build()
+                    if built is None:
+                        return
+                    batch, receipts, ended = built
+                    await send.send((batch, receipts))
+                    self._counters.batch_started = None
+                    if ended:
+                        return
+
+    async def _build(self) -> tuple[ReadingBatch, list[Receipt], bool] | None:
+        """The next batch: full, or old enough while the committer is free (while it is
+        busy, the batch keeps growing). None when the queue is closed and drained."""
+        first = await self._next(deadline=None)
+        if first is _END:
+            return None
+        assert isinstance(first, WriteRequest)
+        batch = ReadingBatch(batch_id=secrets.randbits(63), started=trio.current_time())
+        receipts: list[Receipt] = []
+        self._counters.batch_started = batch.started
+        self._add(batch, receipts, first)
+        deadline = trio.current_time() + self._batch_age_s
+        while batch.count < self._batch_rows:
+            request = await self._next(deadline=deadline)
+            if request is None:
+                if not self._committing:
+                    break  # old enough, and the committer can take it now
+                deadline = trio.current_time() + 0.002
+                continue
+            if request is _END:
+                return batch, receipts, True
+            assert isinstance(request, WriteRequest)
+            self._add(batch, receipts, request)
+        return batch, receipts, False
+
+    async def _commit_in_order(
+        self, receive: trio.MemoryReceiveChannel[tuple[ReadingBatch, list[Receipt]]]
+    ) -> None:
+        async with receive:
+            async for batch, receipts in receive:
+                self._committing = True
+                self._counters.commit_started = batch.started
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._committing = False
+                    self._counters.commit_started = None
+                for receipt in receipts:
+                    receipt.settle()
 
     async def _next(self, *, deadline: float | None) -> WriteRequest | object | None:
         """The next request; None once ``deadline`` passes; `_END` when closed and drained."""
@@ -206,7 +239,6 @@ class Writer:
         counters.dead_letters += len(batch.dead_letters)
         counters.last_batch_rows = batch.count
         counters.last_commit_s = trio.current_time() - started
-        counters.batch_started = None
 
     def statistics(self) -> WriterStatistics:
         c = self._counters
@@ -220,7 +252,8 @@ class Writer:
             retries=c.retries,
             last_batch_rows=c.last_batch_rows,
             last_commit_s=c.last_commit_s,
-            oldest_unwritten_age_s=(
-                trio.current_time() - c.batch_started if c.batch_started is not None else 0.0
+            oldest_unwritten_age_s=max(
+                (trio.current_time() - t for t in (c.commit_started, c.batch_started) if t),
+                default=0.0,
             ),
         )

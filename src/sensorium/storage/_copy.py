@@ -49,6 +49,7 @@ class ReadingBatch:
     """Readings encoded for COPY, with what goes beside them in the transaction."""
 
     batch_id: int
+    started: float = 0.0  # when the writer began filling it (trio clock)
     data: bytearray = field(default_factory=lambda: bytearray(_HEADER))
     count: int = 0
     # device_key -> [hwm_ts_us, readings]
