@@ -145,7 +145,8 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
                 format="binary",
                 timeout=timeout,
             )
-            keys = list(batch.devices)
+            # Sorted keys: the upserts touch index and heap pages in order.
+            keys = sorted(batch.devices)
             await conn.execute(
                 _UPSERT_INGEST,
                 keys,
@@ -153,7 +154,7 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
                 [batch.devices[k][1] for k in keys],
                 timeout=timeout,
             )
-            rollup_keys = list(batch.rollups)
+            rollup_keys = sorted(batch.rollups)
             values = [batch.rollups[k] for k in rollup_keys]
             await conn.execute(
                 _UPSERT_ROLLUPS,
