@@ -180,7 +180,7 @@ def _readyz(stack: StackHandle) -> httpx.Response:
     return httpx.get(stack.http_url + "/readyz", timeout=10)
 
 
-@pytest.mark.parametrize("component", ["replica-2", "mqtt", "primary"])
+@pytest.mark.parametrize("component", ["replica-1", "replica-2", "mqtt", "primary"])
 def test_readyz_names_a_stopped_component_and_up_starts_only_what_is_missing(
     stack: StackHandle, component: str
 ) -> None:
