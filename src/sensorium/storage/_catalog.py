@@ -2,7 +2,8 @@
 
 Metric names map to compact ids once, for good (ids are never reused), so the cache
 never goes stale. Devices are cached by public id and by token hash, with a query on a
-miss; `forget` drops a device that was deleted or got a new token.
+miss, and a reload whenever broker credentials change (a device created, deleted or
+given a new token).
 """
 
 from __future__ import annotations
@@ -99,35 +100,23 @@ class DeviceDirectory:
         return self._by_id.get(device_id)
 
     async def get(self, device_id: str) -> DeviceEntry | None:
-        entry = self._by_id.get(device_id)
-        if entry is None:
-            row = await self._pool.fetchrow(
-                "SELECT key, id, tenant_id, token_hash FROM devices WHERE id = $1", device_id
-            )
-            if row is not None:
-                entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
-                self._by_id[device_id] = entry
-                self._by_token[bytes(row["token_hash"])] = entry
-        return entry
+        """By public id; a miss (a device newer than the last reload) asks the database."""
+        return self._by_id.get(device_id) or await self._fetch_one("id", device_id)
 
     async def by_token_hash(self, token_hash: bytes) -> DeviceEntry | None:
-        entry = self._by_token.get(token_hash)
-        if entry is None:
-            row = await self._pool.fetchrow(
-                "SELECT key, id, tenant_id FROM devices WHERE token_hash = $1", token_hash
-            )
-            if row is not None:
-                entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
-                self._by_id[entry.id] = entry
-                self._by_token[token_hash] = entry
-        return entry
+        """By the SHA-256 of a device token, the same way."""
+        return self._by_token.get(token_hash) or await self._fetch_one("token_hash", token_hash)
 
-    def forget(self, device_id: str) -> None:
-        entry = self._by_id.pop(device_id, None)
-        if entry is not None:
-            for token, cached in list(self._by_token.items()):
-                if cached is entry:
-                    del self._by_token[token]
+    async def _fetch_one(self, column: str, value: object) -> DeviceEntry | None:
+        row = await self._pool.fetchrow(
+            f"SELECT key, id, tenant_id, token_hash FROM devices WHERE {column} = $1", value
+        )
+        if row is None:
+            return None
+        entry = DeviceEntry(row["key"], row["id"], row["tenant_id"])
+        self._by_id[entry.id] = entry
+        self._by_token[bytes(row["token_hash"])] = entry
+        return entry
 
 
 async def load_high_water_marks(pool: Pool) -> dict[int, int]:
