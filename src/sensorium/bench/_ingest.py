@@ -32,6 +32,7 @@ import trio
 
 from sensorium import __version__
 from sensorium.actors import Writer, WriteRequest
+from sensorium.bench._broker_only import run_broker_only
 from sensorium.bench._cpu import tree_cpu_seconds
 from sensorium.bench._loadgen import (
     METRICS,
@@ -317,6 +318,16 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
         finally:
             await conn.close()
         engine["readings_stored"] = stored
+        say("broker-only baseline: the same devices and frames, a bare subscriber")
+        secrets = stack.secrets()
+        broker_only = await run_broker_only(
+            fleet,
+            port=stack.ports["mqtt"],
+            engine_user=secrets["mqtt_engine_user"],
+            engine_password=secrets["mqtt_engine_password"],
+            messages=options.messages,
+            metrics=options.metrics,
+        )
         by_name = {r["name"]: r["id"] for r in id_rows}
         metric_ids = [by_name[METRICS[m]] for m in range(options.metrics)]
         rows = _rows(keys, metric_ids, options, start_ts_ms)
@@ -340,12 +351,21 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
             "transport": "mqtt",
         },
         "engine": engine,
-        "baselines": baselines,
+        "baselines": {
+            **baselines,
+            "broker_only": {
+                "rows": broker_only["messages"] * options.metrics,
+                "seconds": broker_only["seconds"],
+                "rows_per_s": broker_only["readings_per_s"],
+                "messages_per_s": broker_only["messages_per_s"],
+            },
+        },
         "writer_alone": writer,
         "ratios": {
             "engine_vs_psql_copy": rate / baselines["psql_copy"]["rows_per_s"],
             "engine_vs_asyncpg_copy": rate / baselines["asyncpg_copy"]["rows_per_s"],
             "engine_vs_naive_insert": rate / baselines["naive_insert"]["rows_per_s"],
+            "engine_vs_broker_only": rate / broker_only["readings_per_s"],
             "writer_vs_asyncpg_copy": (
                 writer["rows_per_s"] / baselines["asyncpg_copy"]["rows_per_s"]
             ),

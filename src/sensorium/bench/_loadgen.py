@@ -163,6 +163,7 @@ async def run_mqtt_load(
     start_ts_ms: int | None = None,
     connect_concurrency: int = 200,
     result: LoadResult | None = None,
+    topic_leaf: str = "telemetry",
 ) -> LoadResult:
     """Every device publishes ``messages`` QoS 1 messages; ``rate`` is messages/s for
     the whole fleet (None: as fast as the broker takes them). Returns once the broker
@@ -174,7 +175,7 @@ async def run_mqtt_load(
     all_frames = []
     for d in range(len(devices)):
         frames = []
-        topic = f"devices/{devices[d].id}/telemetry"
+        topic = f"devices/{devices[d].id}/{topic_leaf}"
         for i in range(messages):
             payload = message_payload(d, i, metrics=metrics, ts_ms=now_ms + i * 1000)
             frames.append(encode_publish(topic, payload, qos=1, packet_id=i % 65535 + 1))

@@ -32,6 +32,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             "engine end to end (publish -> commit)", _rate(engine["readings_per_s"]), "1.00"
         )
         for name, label in (
+            ("broker_only", "broker only: same frames, bare subscriber"),
             ("psql_copy", "psql \\copy of the same rows"),
             ("asyncpg_copy", "asyncpg copy_records_to_table"),
             ("naive_insert", "one INSERT per row"),

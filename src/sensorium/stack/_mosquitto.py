@@ -144,6 +144,9 @@ class MosquittoBroker:
             self.acl_file,
             f"user {engine_user}\n"
             "topic read devices/+/telemetry\n"
+            # The bench's broker-only baseline: devices publish under .../bench, which
+            # the engine does not subscribe to, and a bare subscriber reads it.
+            "topic read devices/+/bench\n"
             "topic read $SYS/#\n"
             "\n"
             "pattern write devices/%u/#\n",
