@@ -192,9 +192,8 @@ class Writer:
         return None
 
     def _add(self, batch: ReadingBatch, receipts: list[Receipt], request: WriteRequest) -> None:
-        add = batch.add
-        for device_key, metric_id, ts_us, value, seq in request.rows:
-            add(device_key, metric_id, ts_us, value, seq)
+        if request.rows:
+            batch.add_rows(request.rows)
         if request.dead_letter is not None:
             batch.dead_letters.append(request.dead_letter)
         receipts.extend(request.receipts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -59,39 +59,52 @@ class ReadingBatch:
     days: set[int] = field(default_factory=set)  # UTC days (µs // day) touched
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
-    def add(
-        self, device_key: int, metric_id: int, ts_us: int, value: float, seq: int | None
-    ) -> None:
-        pg_ts = ts_us - _PG_EPOCH_US
-        if seq is None:
-            self.data += _ROW_NO_SEQ.pack(5, 8, pg_ts, 8, value, 4, device_key, 2, metric_id, -1)
-        else:
-            self.data += _ROW_WITH_SEQ.pack(
-                5, 8, pg_ts, 8, value, 4, device_key, 2, metric_id, 8, seq
-            )
-        self.count += 1
-        device = self.devices.get(device_key)
-        if device is None:
-            self.devices[device_key] = [ts_us, 1]
-        else:
-            if ts_us > device[0]:
-                device[0] = ts_us
-            device[1] += 1
-        key = (device_key, metric_id, ts_us - ts_us % _MINUTE_US)
-        rollup = self.rollups.get(key)
-        if rollup is None:
-            self.rollups[key] = [1, value, value, value, ts_us, value]
-        else:
-            rollup[0] += 1
-            rollup[1] += value
-            if value < rollup[2]:
-                rollup[2] = value
-            if value > rollup[3]:
-                rollup[3] = value
-            if ts_us >= rollup[4]:
-                rollup[4] = ts_us
-                rollup[5] = value
-        self.days.add(ts_us // 86_400_000_000)
+    def add_rows(self, rows: Iterable[tuple[int, int, int, float, int | None]]) -> None:
+        """Encode rows ``(device_key, metric_id, ts_us, value, seq)`` and fold them into
+        the high-water marks and minute rollups. The hot loop of the writer: names are
+        bound locally, and consecutive rows of one message share the day lookup."""
+        data = self.data
+        devices = self.devices
+        rollups = self.rollups
+        pack_seq = _ROW_WITH_SEQ.pack
+        pack_no_seq = _ROW_NO_SEQ.pack
+        last_ts = None
+        count = 0
+        for device_key, metric_id, ts_us, value, seq in rows:
+            if seq is None:
+                data += pack_no_seq(
+                    5, 8, ts_us - _PG_EPOCH_US, 8, value, 4, device_key, 2, metric_id, -1
+                )
+            else:
+                data += pack_seq(
+                    5, 8, ts_us - _PG_EPOCH_US, 8, value, 4, device_key, 2, metric_id, 8, seq
+                )
+            count += 1
+            device = devices.get(device_key)
+            if device is None:
+                devices[device_key] = [ts_us, 1]
+            else:
+                if ts_us > device[0]:
+                    device[0] = ts_us
+                device[1] += 1
+            key = (device_key, metric_id, ts_us - ts_us % _MINUTE_US)
+            rollup = rollups.get(key)
+            if rollup is None:
+                rollups[key] = [1, value, value, value, ts_us, value]
+            else:
+                rollup[0] += 1
+                rollup[1] += value
+                if value < rollup[2]:
+                    rollup[2] = value
+                if value > rollup[3]:
+                    rollup[3] = value
+                if ts_us >= rollup[4]:
+                    rollup[4] = ts_us
+                    rollup[5] = value
+            if ts_us != last_ts:
+                last_ts = ts_us
+                self.days.add(ts_us // 86_400_000_000)
+        self.count += count
 
 
 _UPSERT_INGEST = """
