@@ -49,6 +49,7 @@ from sensorium.storage import connect, create_pool
 __all__ = ["IngestBenchOptions", "run_ingest_bench"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+WRITER_BATCH_ROWS = 20_000  # the engine's default (SENSORIUM_ENGINE__BATCH_ROWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,36 @@ async def _asyncpg_copy(
     return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
 
 
+async def _asyncpg_copy_batched(
+    url: str, rows: list[tuple[int, int, int, float, int]], *, shift_us: int, batch_rows: int
+) -> dict[str, float]:
+    """asyncpg's `copy_records_to_table` into `readings` itself, committing every
+    ``batch_rows`` rows as the writer must (it acknowledges only what is committed):
+    the same table, partitions, index and commit size, without the writer's work."""
+    records = _records([(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows])
+    days = {(ts + shift_us) // 86_400_000_000 for _, _, ts, _, _ in rows}
+    conn = await connect(url, command_timeout=600)
+    try:
+        epoch_day = dt.date(1970, 1, 1)
+        await conn.execute(
+            "SELECT ensure_readings_partitions($1, $2)",
+            epoch_day + dt.timedelta(days=min(days)),
+            epoch_day + dt.timedelta(days=max(days)),
+        )
+        started = time.perf_counter()
+        for index in range(0, len(records), batch_rows):
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "readings",
+                    records=records[index : index + batch_rows],
+                    columns=("ts", "value", "device_key", "metric_id", "seq"),
+                )
+        seconds = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
+
+
 def _median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
     """The median run, with every run's rate beside it."""
     ordered = sorted(runs, key=lambda run: run["rows_per_s"])
@@ -185,7 +216,7 @@ async def _writer_alone(
     message-sized requests as the device actors feed it."""
     tune_garbage_collector()  # as the engine does
     pool = await create_pool(url, min_size=1, max_size=2, command_timeout=600)
-    writer = Writer(pool, batch_rows=20_000, batch_age_s=0.02, queue_size=1024)
+    writer = Writer(pool, batch_rows=WRITER_BATCH_ROWS, batch_age_s=0.02, queue_size=1024)
     shifted = [(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows]
     chunk = 3
     try:
@@ -357,15 +388,26 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
         # shared and noisy, so the ratio is taken between the medians.
         say("the writer alone against asyncpg copy_records_to_table, 3 rounds")
         records = _records(rows)
-        asyncpg_runs, writer_runs = [], []
+        asyncpg_runs, batched_runs, writer_runs = [], [], []
         for round_ in range(3):
             asyncpg_runs.append(
                 await _asyncpg_copy(stack.primary_url, records, f"bench_asyncpg_{round_}")
             )
+            batched_runs.append(
+                await _asyncpg_copy_batched(
+                    stack.primary_url,
+                    rows,
+                    batch_rows=WRITER_BATCH_ROWS,
+                    shift_us=(2 * round_ + 1) * 86_400_000_000,
+                )
+            )
             writer_runs.append(
-                await _writer_alone(stack.primary_url, rows, shift_us=(round_ + 1) * 86_400_000_000)
+                await _writer_alone(
+                    stack.primary_url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000
+                )
             )
         baselines["asyncpg_copy"] = _median_run(asyncpg_runs)
+        baselines["asyncpg_copy_batched"] = _median_run(batched_runs)
         writer = _median_run(writer_runs)
     finally:
         stack.down()
@@ -396,6 +438,9 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
             "engine_vs_asyncpg_copy": rate / baselines["asyncpg_copy"]["rows_per_s"],
             "engine_vs_naive_insert": rate / baselines["naive_insert"]["rows_per_s"],
             "engine_vs_broker_only": rate / broker_only["readings_per_s"],
+            "writer_vs_asyncpg_copy_batched": (
+                writer["rows_per_s"] / baselines["asyncpg_copy_batched"]["rows_per_s"]
+            ),
             "writer_vs_asyncpg_copy": (
                 writer["rows_per_s"] / baselines["asyncpg_copy"]["rows_per_s"]
             ),
