@@ -443,6 +443,8 @@ def bench(
     messages: Annotated[int, typer.Option(help="ingest: messages per device.")] = 20,
     metrics: Annotated[int, typer.Option(help="ingest: readings per message.")] = 3,
     rate: Annotated[float, typer.Option(help="ingest: messages/s for the fleet; 0 = max.")] = 0,
+    transport: Annotated[str, typer.Option(help="ingest: mqtt or http.")] = "mqtt",
+    http_batch: Annotated[int, typer.Option(help="ingest over http: messages per request.")] = 10,
     actors: Annotated[int, typer.Option(help="actors: how many device actors.")] = 10_000,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write every figure here.")
@@ -456,8 +458,15 @@ def bench(
     configure_logging(log_format="text", level="warning")
     raise_open_file_limit()
     if suite == "ingest":
+        if transport not in ("mqtt", "http"):
+            raise ConfigError("--transport must be mqtt or http")
         options = IngestBenchOptions(
-            devices=devices, messages=messages, metrics=metrics, rate=rate or None
+            devices=devices,
+            messages=messages,
+            metrics=metrics,
+            rate=rate or None,
+            transport=transport,
+            http_batch=http_batch,
         )
         report = _run_async(lambda: run_ingest_bench(options, say=err.print))
         report["actors"] = trio.run(lambda: measure_actor_memory(actors))

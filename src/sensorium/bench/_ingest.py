@@ -39,6 +39,7 @@ from sensorium.bench._loadgen import (
     DeviceCredentials,
     LoadResult,
     reading_value,
+    run_http_load,
     run_mqtt_load,
 )
 from sensorium.bench._provision import provision_devices, wait_for_broker_login
@@ -59,6 +60,9 @@ class IngestBenchOptions:
     messages: int = 20  # per device
     rate: float | None = None  # messages/s for the fleet; None = as fast as possible
     naive_rows: int = 3000
+    transport: str = "mqtt"  # or "http": POST /api/v1/telemetry, answered after commit
+    http_batch: int = 10  # messages per HTTP request
+    http_concurrency: int = 64
     engine_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -264,15 +268,27 @@ async def _engine_run(
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sample)
-            await run_mqtt_load(
-                fleet,
-                port=stack.ports["mqtt"],
-                messages=options.messages,
-                metrics=options.metrics,
-                rate=options.rate,
-                start_ts_ms=start_ts_ms,
-                result=result,
-            )
+            if options.transport == "http":
+                await run_http_load(
+                    fleet,
+                    base_url=stack.http_url,
+                    messages=options.messages,
+                    metrics=options.metrics,
+                    batch=options.http_batch,
+                    concurrency=options.http_concurrency,
+                    start_ts_ms=start_ts_ms,
+                    result=result,
+                )
+            else:
+                await run_mqtt_load(
+                    fleet,
+                    port=stack.ports["mqtt"],
+                    messages=options.messages,
+                    metrics=options.metrics,
+                    rate=options.rate,
+                    start_ts_ms=start_ts_ms,
+                    result=result,
+                )
             with trio.move_on_after(600):
                 await done.wait()
             nursery.cancel_scope.cancel()
@@ -338,7 +354,8 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
         replica_pids = [pids.get("replica-1"), pids.get("replica-2")]
         say(f"provisioning {options.devices} devices")
         fleet = await provision_devices(stack.primary_url, options.devices, prefix="bench")
-        await wait_for_broker_login(fleet[-1], host="127.0.0.1", port=stack.ports["mqtt"])
+        if options.transport == "mqtt":
+            await wait_for_broker_login(fleet[-1], host="127.0.0.1", port=stack.ports["mqtt"])
         start_ts_ms = int(time.time() * 1000) - options.messages * 1000 - 60_000
         say(
             f"publishing {options.devices * options.messages} messages "
@@ -367,16 +384,26 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
         finally:
             await conn.close()
         engine["readings_stored"] = stored
-        say("broker-only baseline: the same devices and frames, a bare subscriber")
-        secrets = stack.secrets()
-        broker_only = await run_broker_only(
-            fleet,
-            port=stack.ports["mqtt"],
-            engine_user=secrets["mqtt_engine_user"],
-            engine_password=secrets["mqtt_engine_password"],
-            messages=options.messages,
-            metrics=options.metrics,
-        )
+        baselines_extra: dict[str, dict[str, float]] = {}
+        if options.transport == "mqtt":
+            say("broker-only baseline: the same devices and frames, a bare subscriber")
+            secrets = stack.secrets()
+            broker_only = await run_broker_only(
+                fleet,
+                port=stack.ports["mqtt"],
+                engine_user=secrets["mqtt_engine_user"],
+                engine_password=secrets["mqtt_engine_password"],
+                messages=options.messages,
+                metrics=options.metrics,
+            )
+            baselines_extra = {
+                "broker_only": {
+                    "rows": broker_only["messages"] * options.metrics,
+                    "seconds": broker_only["seconds"],
+                    "rows_per_s": broker_only["readings_per_s"],
+                    "messages_per_s": broker_only["messages_per_s"],
+                }
+            }
         by_name = {r["name"]: r["id"] for r in id_rows}
         metric_ids = [by_name[METRICS[m]] for m in range(options.metrics)]
         rows = _rows(keys, metric_ids, options, start_ts_ms)
@@ -419,25 +446,22 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
             "metrics": options.metrics,
             "messages_per_device": options.messages,
             "rate": options.rate or "max",
-            "qos": 1,
-            "transport": "mqtt",
+            "qos": 1 if options.transport == "mqtt" else None,
+            "transport": options.transport,
+            "http_batch": options.http_batch if options.transport == "http" else None,
         },
         "engine": engine,
-        "baselines": {
-            **baselines,
-            "broker_only": {
-                "rows": broker_only["messages"] * options.metrics,
-                "seconds": broker_only["seconds"],
-                "rows_per_s": broker_only["readings_per_s"],
-                "messages_per_s": broker_only["messages_per_s"],
-            },
-        },
+        "baselines": {**baselines, **baselines_extra},
         "writer_alone": writer,
         "ratios": {
             "engine_vs_psql_copy": rate / baselines["psql_copy"]["rows_per_s"],
             "engine_vs_asyncpg_copy": rate / baselines["asyncpg_copy"]["rows_per_s"],
             "engine_vs_naive_insert": rate / baselines["naive_insert"]["rows_per_s"],
-            "engine_vs_broker_only": rate / broker_only["readings_per_s"],
+            **(
+                {"engine_vs_broker_only": rate / baselines_extra["broker_only"]["rows_per_s"]}
+                if baselines_extra
+                else {}
+            ),
             "writer_vs_asyncpg_copy_batched": (
                 writer["rows_per_s"] / baselines["asyncpg_copy_batched"]["rows_per_s"]
             ),

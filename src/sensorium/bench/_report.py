@@ -20,9 +20,14 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         options = report["options"]
         table = Table(
             title=(
-                f"ingest: {options['devices']} devices x {options['messages_per_device']} "
-                f"messages x {options['metrics']} metrics, QoS 1, PUBACK after commit, "
-                f"rate {options['rate']}"
+                f"ingest over {options['transport']}: {options['devices']} devices x "
+                f"{options['messages_per_device']} messages x {options['metrics']} metrics, "
+                + (
+                    "QoS 1, PUBACK after commit, "
+                    if options["transport"] == "mqtt"
+                    else f"{options['http_batch']} messages per request, answer after commit, "
+                )
+                + f"rate {options['rate']}"
             )
         )
         table.add_column("path")
@@ -38,7 +43,9 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             ("asyncpg_copy_batched", "asyncpg COPY into readings, 20k-row commits"),
             ("naive_insert", "one INSERT per row"),
         ):
-            baseline = report["baselines"][name]
+            baseline = report["baselines"].get(name)
+            if baseline is None:
+                continue
             table.add_row(
                 label,
                 _rate(baseline["rows_per_s"]),
