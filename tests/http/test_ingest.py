@@ -217,3 +217,27 @@ def test_any_input_gets_a_clear_answer_never_a_server_error(
         body_json = response.json()
         assert set(body_json) == {"accepted", "duplicates", "rejected"}
     assert api.get("/healthz").status_code == 200
+
+
+def test_a_late_reading_from_years_ago_is_stored_in_its_own_day_only(
+    tls_stack: StackHandle, api: httpx.Client, device: dict[str, Any]
+) -> None:
+    body = json.dumps(
+        [
+            {"ts": "2001-03-04T05:06:07Z", "metrics": {"temperature": 3.5}},
+            {"ts": int(time.time() * 1000) - 1000, "metrics": {"temperature": 4}},
+        ]
+    )
+    response = _post(api, device["token"], body.encode())
+    assert response.status_code == 200 and response.json()["accepted"] == 2
+    partitions = db_fetch(
+        tls_stack.db_url(),
+        """SELECT count(*) AS n FROM pg_inherits WHERE inhparent = 'readings'::regclass""",
+    )[0]["n"]
+    assert partitions < 30  # not one per day since 2001
+    stored = db_fetch(
+        tls_stack.db_url(),
+        "SELECT value FROM readings_named WHERE device = $1 AND ts = '2001-03-04T05:06:07Z'",
+        device["id"],
+    )
+    assert [r["value"] for r in stored] == [3.5]

@@ -210,10 +210,11 @@ class Writer:
                         break  # the earlier attempt's COMMIT did land
                     new_days = batch.days - self._known_days
                     if new_days:
+                        # Day by day: one late reading from years ago must not create
+                        # every partition in between.
                         await conn.execute(
-                            "SELECT ensure_readings_partitions($1, $2)",
-                            _EPOCH_DAY + dt.timedelta(days=min(new_days)),
-                            _EPOCH_DAY + dt.timedelta(days=max(new_days)),
+                            "SELECT ensure_readings_partitions(d, d) FROM unnest($1::date[]) d",
+                            [_EPOCH_DAY + dt.timedelta(days=day) for day in sorted(new_days)],
                         )
                     await conn.run(write_batch, batch, timeout=self._timeout_s)
                     self._known_days |= new_days
