@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from sensorium.bench._stack import free_ports
-from sensorium.sources._mqtt_codec import (
+from sensorium.sources.mqtt_codec import (
     CONNACK,
     PINGRESP,
     PUBLISH,

@@ -451,8 +451,12 @@ def bench(
     ] = None,
 ) -> None:
     """Run a benchmark suite; every figure beside its baseline from the same run."""
-    from sensorium.bench import IngestBenchOptions, measure_actor_memory, run_ingest_bench
-    from sensorium.bench._report import print_report
+    from sensorium.bench import (
+        IngestBenchOptions,
+        measure_actor_memory,
+        print_report,
+        run_ingest_bench,
+    )
     from sensorium.stack import raise_open_file_limit
 
     configure_logging(log_format="text", level="warning")

@@ -18,7 +18,7 @@ from functools import partial
 import trio
 import trio_asyncio
 
-from sensorium.bench._provision import simulate_forever
+from sensorium.bench import simulate_forever
 from sensorium.config import Settings
 from sensorium.errors import ConfigError
 from sensorium.logs import get_logger

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensorium.sources._mqtt_codec import (
+from sensorium.sources.mqtt_codec import (
     PUBACK,
     PUBLISH,
     MalformedPacket,

@@ -19,12 +19,7 @@ from sensorium.actors._router import Router
 from sensorium.actors._writer import Writer
 from sensorium.engine import ActorRegistry, RestartPolicy
 from sensorium.logs import get_logger
-from sensorium.storage import Pool
-from sensorium.storage._catalog import (
-    DeviceDirectory,
-    MetricCatalog,
-    load_high_water_marks,
-)
+from sensorium.storage import DeviceDirectory, MetricCatalog, Pool, load_high_water_marks
 
 __all__ = ["IngestPipeline", "PipelineOptions"]
 

@@ -18,7 +18,7 @@ from sensorium.actors._receipt import Receipt
 from sensorium.actors._writer import Writer, WriteRequest
 from sensorium.engine import ActorRegistry, MailboxFull
 from sensorium.logs import get_logger
-from sensorium.storage._copy import DeadLetterRow
+from sensorium.storage import DeadLetterRow
 
 __all__ = ["Rejected", "Router"]
 

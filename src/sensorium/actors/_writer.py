@@ -22,8 +22,7 @@ import trio
 
 from sensorium.actors._receipt import Receipt
 from sensorium.logs import get_logger
-from sensorium.storage import Pool
-from sensorium.storage._copy import DeadLetterRow, ReadingBatch, batch_committed, write_batch
+from sensorium.storage import DeadLetterRow, Pool, ReadingBatch, batch_committed, write_batch
 
 __all__ = ["WriteRequest", "Writer", "WriterStatistics"]
 

@@ -10,7 +10,8 @@ from sensorium.bench._loadgen import (
     run_http_load,
     run_mqtt_load,
 )
-from sensorium.bench._provision import provision_devices, wait_for_broker_login
+from sensorium.bench._provision import provision_devices, simulate_forever, wait_for_broker_login
+from sensorium.bench._report import print_report
 
 __all__ = [
     "DeviceCredentials",
@@ -19,9 +20,11 @@ __all__ = [
     "expected_sum",
     "measure_actor_memory",
     "message_payload",
+    "print_report",
     "provision_devices",
     "run_http_load",
     "run_ingest_bench",
     "run_mqtt_load",
+    "simulate_forever",
     "wait_for_broker_login",
 ]

@@ -9,7 +9,7 @@ import time
 import trio
 
 from sensorium.bench._loadgen import DeviceCredentials, LoadResult, run_mqtt_load
-from sensorium.sources._mqtt_codec import (
+from sensorium.sources.mqtt_codec import (
     CONNACK,
     PUBLISH,
     SUBACK,

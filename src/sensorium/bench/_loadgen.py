@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from sensorium.sources._mqtt_codec import (
+from sensorium.sources.mqtt_codec import (
     CONNACK,
     Packet,
     encode_connect,

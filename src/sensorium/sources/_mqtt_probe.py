@@ -7,7 +7,7 @@ import ssl
 
 import trio
 
-from sensorium.sources._mqtt_codec import (
+from sensorium.sources.mqtt_codec import (
     CONNACK,
     Packet,
     connack_reason,

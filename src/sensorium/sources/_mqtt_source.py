@@ -28,7 +28,8 @@ import trio
 
 from sensorium.actors import Envelope, Receipt, Rejected, Router
 from sensorium.logs import get_logger
-from sensorium.sources._mqtt_codec import (
+from sensorium.sources._payload import Limits, decode_payload
+from sensorium.sources.mqtt_codec import (
     CONNACK,
     PINGRESP,
     PUBLISH,
@@ -43,8 +44,7 @@ from sensorium.sources._mqtt_codec import (
     encode_subscribe,
     parse_packets,
 )
-from sensorium.sources._payload import Limits, decode_payload
-from sensorium.storage._catalog import DeviceDirectory
+from sensorium.storage import DeviceDirectory, DeviceEntry
 
 __all__ = ["MqttSource", "MqttSourceOptions", "MqttSourceStatistics"]
 
@@ -275,7 +275,7 @@ class MqttSource:
             )
             return
         device_id = topic[len(_TOPIC_PREFIX) : -len(_TOPIC_SUFFIX)]
-        entry = self._directory.get_nowait(device_id) or await self._directory.get(device_id)
+        entry = self._directory.get_nowait(device_id) or await self._lookup(device_id)
         if entry is None:
             await router.reject(
                 source="mqtt",
@@ -296,6 +296,18 @@ class MqttSource:
             Envelope(entry.key, entry.tenant_id, device_id, "mqtt", items, receipt, raw, topic),
             rejections=rejections,
         )
+
+    async def _lookup(self, device_id: str) -> DeviceEntry | None:
+        """A device the directory has not seen yet. While the database cannot answer,
+        the reader waits (backpressure) instead of failing the message."""
+        attempt = 0
+        while True:
+            try:
+                return await self._directory.get(device_id)
+            except Exception as exc:
+                attempt += 1
+                log.warning("device lookup failed; retrying", error=str(exc))
+                await trio.sleep(min(0.05 * 2**attempt, 5.0))
 
     def _receipt(self, generation: int, packet_id: int) -> Receipt:
         self._inflight += 1

@@ -9,6 +9,13 @@ from sensorium.storage._accounts import (
     find_user_by_email,
 )
 from sensorium.storage._bridge import Connection, Pool, connect, create_pool
+from sensorium.storage._catalog import (
+    DeviceDirectory,
+    DeviceEntry,
+    MetricCatalog,
+    load_high_water_marks,
+)
+from sensorium.storage._copy import DeadLetterRow, ReadingBatch, batch_committed, write_batch
 from sensorium.storage._credentials import (
     hash_password,
     hash_token,
@@ -37,10 +44,15 @@ __all__ = [
     "ROLES",
     "BrokerCredential",
     "Connection",
+    "DeadLetterRow",
+    "DeviceDirectory",
+    "DeviceEntry",
     "EngineLease",
+    "MetricCatalog",
     "Migration",
     "NewDevice",
     "Pool",
+    "ReadingBatch",
     "ReplicationState",
     "Role",
     "ServerHealth",
@@ -48,6 +60,7 @@ __all__ = [
     "acquire_engine_lease",
     "apply_migrations",
     "available_migrations",
+    "batch_committed",
     "broker_credentials",
     "connect",
     "create_device",
@@ -58,10 +71,12 @@ __all__ = [
     "find_user_by_email",
     "hash_password",
     "hash_token",
+    "load_high_water_marks",
     "mosquitto_password_hash",
     "new_secret",
     "probe_server",
     "replication_states",
     "verify_mosquitto_password",
     "verify_password",
+    "write_batch",
 ]

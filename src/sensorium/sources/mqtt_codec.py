@@ -176,7 +176,8 @@ def parse_packets(buffer: bytearray, out: list[Packet]) -> int:
             if kind == PUBLISH:
                 topic_length = (buffer[cursor] << 8) | buffer[cursor + 1]
                 topic_end = cursor + 2 + topic_length
-                topic = bytes(view[cursor + 2 : topic_end]).decode()
+                # The broker validates UTF-8 topics; never let a bad one stop the reader.
+                topic = bytes(view[cursor + 2 : topic_end]).decode(errors="replace")
                 qos = (first >> 1) & 0x03
                 if qos:
                     packet_id = (buffer[topic_end] << 8) | buffer[topic_end + 1]
