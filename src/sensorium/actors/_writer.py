@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -66,7 +66,6 @@ class _Counters:
     last_commit_s: float = 0.0
     batch_started: float | None = None  # the batch being built
     commit_started: float | None = None  # the batch being committed (older)
-    commit_durations: list[float] = field(default_factory=list)
 
 
 class Writer:
@@ -90,7 +89,6 @@ class Writer:
         self._known_days: set[int] = set()
         self._counters = _Counters()
         self._committing = False
-        self.on_commit: list[object] = []  # hooks for metrics: (rows, seconds)
 
     # -- the actors' side ---------------------------------------------------------------
 
