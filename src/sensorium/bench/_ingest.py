@@ -18,8 +18,6 @@ baselines run on the same rows in the same run.
 from __future__ import annotations
 
 import bisect
-import csv
-import datetime as dt
 import os
 import platform
 import tempfile
@@ -31,7 +29,15 @@ import httpx
 import trio
 
 from sensorium import __version__
-from sensorium.actors import Writer, WriteRequest
+from sensorium.bench._baselines import (
+    WRITER_BATCH_ROWS,
+    asyncpg_copy,
+    asyncpg_copy_batched,
+    median_run,
+    records_of,
+    sql_baselines,
+    writer_alone,
+)
 from sensorium.bench._broker_only import run_broker_only
 from sensorium.bench._cpu import tree_cpu_seconds
 from sensorium.bench._loadgen import (
@@ -44,13 +50,9 @@ from sensorium.bench._loadgen import (
 )
 from sensorium.bench._provision import provision_devices, wait_for_broker_login
 from sensorium.bench._stack import BenchStack
-from sensorium.engine import tune_garbage_collector
-from sensorium.storage import connect, create_pool
+from sensorium.storage import connect
 
 __all__ = ["IngestBenchOptions", "run_ingest_bench"]
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-WRITER_BATCH_ROWS = 20_000  # the engine's default (SENSORIUM_ENGINE__BATCH_ROWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,148 +94,6 @@ def _rows(
             for m in range(options.metrics):
                 rows.append((key, metric_ids[m], ts_us, reading_value(d, i, m), i))
     return rows
-
-
-def _write_csv(path: str, rows: list[tuple[int, int, int, float, int]]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        for key, metric, ts_us, value, seq in rows:
-            ts = (_EPOCH + dt.timedelta(microseconds=ts_us)).isoformat()
-            writer.writerow((ts, repr(value), key, metric, seq))
-
-
-def _records(rows: list[tuple[int, int, int, float, int]]) -> list[tuple[object, ...]]:
-    """The rows as a user of asyncpg hands them over (prepared before any timing)."""
-    return [
-        (_EPOCH + dt.timedelta(microseconds=ts_us), value, key, metric, seq)
-        for key, metric, ts_us, value, seq in rows
-    ]
-
-
-async def _asyncpg_copy(
-    url: str, records: list[tuple[object, ...]], table: str
-) -> dict[str, float]:
-    """asyncpg's raw `copy_records_to_table` of the rows, in one transaction, into a
-    table shaped like `readings`."""
-    conn = await connect(url, command_timeout=600)
-    try:
-        await conn.execute(f"DROP TABLE IF EXISTS {table}")
-        await conn.execute(f"CREATE TABLE {table} (LIKE readings INCLUDING ALL)")
-        started = time.perf_counter()
-        await conn.copy_records_to_table(
-            table, records=records, columns=("ts", "value", "device_key", "metric_id", "seq")
-        )
-        seconds = time.perf_counter() - started
-        await conn.execute(f"DROP TABLE {table}")
-    finally:
-        await conn.close()
-    return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
-
-
-async def _asyncpg_copy_batched(
-    url: str, rows: list[tuple[int, int, int, float, int]], *, shift_us: int, batch_rows: int
-) -> dict[str, float]:
-    """asyncpg's `copy_records_to_table` into `readings` itself, committing every
-    ``batch_rows`` rows as the writer must (it acknowledges only what is committed):
-    the same table, partitions, index and commit size, without the writer's work."""
-    records = _records([(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows])
-    days = {(ts + shift_us) // 86_400_000_000 for _, _, ts, _, _ in rows}
-    conn = await connect(url, command_timeout=600)
-    try:
-        epoch_day = dt.date(1970, 1, 1)
-        await conn.execute(
-            "SELECT ensure_readings_partitions($1, $2)",
-            epoch_day + dt.timedelta(days=min(days)),
-            epoch_day + dt.timedelta(days=max(days)),
-        )
-        started = time.perf_counter()
-        for index in range(0, len(records), batch_rows):
-            async with conn.transaction():
-                await conn.copy_records_to_table(
-                    "readings",
-                    records=records[index : index + batch_rows],
-                    columns=("ts", "value", "device_key", "metric_id", "seq"),
-                )
-        seconds = time.perf_counter() - started
-    finally:
-        await conn.close()
-    return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
-
-
-def _median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
-    """The median run, with every run's rate beside it."""
-    ordered = sorted(runs, key=lambda run: run["rows_per_s"])
-    return {**ordered[len(ordered) // 2], "runs": [run["rows_per_s"] for run in runs]}
-
-
-async def _baselines(
-    url: str, rows: list[tuple[int, int, int, float, int]], naive_rows: int, workdir: str
-) -> dict[str, dict[str, Any]]:
-    conn = await connect(url, command_timeout=600)
-    results: dict[str, dict[str, Any]] = {}
-    try:
-        for table in ("bench_psql", "bench_naive"):
-            await conn.execute(f"DROP TABLE IF EXISTS {table}")
-            await conn.execute(f"CREATE TABLE {table} (LIKE readings INCLUDING ALL)")
-        csv_path = os.path.join(workdir, "rows.csv")
-        await trio.to_thread.run_sync(_write_csv, csv_path, rows)
-        started = time.perf_counter()
-        command = f"\\copy bench_psql (ts, value, device_key, metric_id, seq) FROM '{csv_path}' CSV"
-        await trio.run_process(
-            ["psql", url, "-v", "ON_ERROR_STOP=1", "-c", command],
-            capture_stdout=True,
-            capture_stderr=True,
-        )
-        seconds = time.perf_counter() - started
-        results["psql_copy"] = {
-            "rows": len(rows),
-            "seconds": seconds,
-            "rows_per_s": len(rows) / seconds,
-        }
-
-        records = _records(rows)
-        sample = records[:naive_rows]
-        started = time.perf_counter()
-        for record in sample:
-            await conn.execute(
-                "INSERT INTO bench_naive (ts, value, device_key, metric_id, seq) "
-                "VALUES ($1, $2, $3, $4, $5)",
-                *record,
-            )
-        seconds = time.perf_counter() - started
-        results["naive_insert"] = {
-            "rows": len(sample),
-            "seconds": seconds,
-            "rows_per_s": len(sample) / seconds,
-        }
-        for table in ("bench_psql", "bench_naive"):
-            await conn.execute(f"DROP TABLE {table}")
-    finally:
-        await conn.close()
-    return results
-
-
-async def _writer_alone(
-    url: str, rows: list[tuple[int, int, int, float, int]], shift_us: int
-) -> dict[str, float]:
-    """The engine's writer on the same rows (shifted to other timestamps), fed in
-    message-sized requests as the device actors feed it."""
-    tune_garbage_collector()  # as the engine does
-    pool = await create_pool(url, min_size=1, max_size=2, command_timeout=600)
-    writer = Writer(pool, batch_rows=WRITER_BATCH_ROWS, batch_age_s=0.02, queue_size=1024)
-    shifted = [(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows]
-    chunk = 3
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(writer.run)
-            started = time.perf_counter()
-            for index in range(0, len(shifted), chunk):
-                await writer.submit(WriteRequest(rows=shifted[index : index + chunk]))
-            writer.close()
-        seconds = time.perf_counter() - started
-    finally:
-        await pool.close()
-    return {"rows": len(rows), "seconds": seconds, "rows_per_s": len(rows) / seconds}
 
 
 async def _engine_run(
@@ -410,18 +270,18 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
         say("baselines on the same rows")
         with tempfile.TemporaryDirectory() as workdir:
             os.chmod(workdir, 0o755)
-            baselines = await _baselines(stack.primary_url, rows, options.naive_rows, workdir)
+            baselines = await sql_baselines(stack.primary_url, rows, options.naive_rows, workdir)
         # The writer against asyncpg's raw COPY, interleaved three times: the machine is
         # shared and noisy, so the ratio is taken between the medians.
         say("the writer alone against asyncpg copy_records_to_table, 3 rounds")
-        records = _records(rows)
+        records = records_of(rows)
         asyncpg_runs, batched_runs, writer_runs = [], [], []
         for round_ in range(3):
             asyncpg_runs.append(
-                await _asyncpg_copy(stack.primary_url, records, f"bench_asyncpg_{round_}")
+                await asyncpg_copy(stack.primary_url, records, f"bench_asyncpg_{round_}")
             )
             batched_runs.append(
-                await _asyncpg_copy_batched(
+                await asyncpg_copy_batched(
                     stack.primary_url,
                     rows,
                     batch_rows=WRITER_BATCH_ROWS,
@@ -429,13 +289,13 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
                 )
             )
             writer_runs.append(
-                await _writer_alone(
+                await writer_alone(
                     stack.primary_url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000
                 )
             )
-        baselines["asyncpg_copy"] = _median_run(asyncpg_runs)
-        baselines["asyncpg_copy_batched"] = _median_run(batched_runs)
-        writer = _median_run(writer_runs)
+        baselines["asyncpg_copy"] = median_run(asyncpg_runs)
+        baselines["asyncpg_copy_batched"] = median_run(batched_runs)
+        writer = median_run(writer_runs)
     finally:
         stack.down()
     rate = engine["readings_per_s"]

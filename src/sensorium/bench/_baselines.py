@@ -1,0 +1,172 @@
+"""The baselines the ingest bench measures beside the engine, on the same rows:
+`psql \\copy`, asyncpg COPY (one transaction, and in the writer's commit size), one
+INSERT per row, and the engine's writer alone."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import time
+from typing import Any
+
+import trio
+
+from sensorium.actors import Writer, WriteRequest
+from sensorium.engine import tune_garbage_collector
+from sensorium.storage import connect, create_pool
+
+__all__ = [
+    "WRITER_BATCH_ROWS",
+    "asyncpg_copy",
+    "asyncpg_copy_batched",
+    "median_run",
+    "records_of",
+    "sql_baselines",
+    "writer_alone",
+]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+WRITER_BATCH_ROWS = 20_000  # the engine's default (SENSORIUM_ENGINE__BATCH_ROWS)
+
+Row = tuple[int, int, int, float, int]
+
+
+def _write_csv(path: str, rows: list[tuple[int, int, int, float, int]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        for key, metric, ts_us, value, seq in rows:
+            ts = (_EPOCH + dt.timedelta(microseconds=ts_us)).isoformat()
+            writer.writerow((ts, repr(value), key, metric, seq))
+
+
+def records_of(rows: list[tuple[int, int, int, float, int]]) -> list[tuple[object, ...]]:
+    """The rows as a user of asyncpg hands them over (prepared before any timing)."""
+    return [
+        (_EPOCH + dt.timedelta(microseconds=ts_us), value, key, metric, seq)
+        for key, metric, ts_us, value, seq in rows
+    ]
+
+
+async def asyncpg_copy(url: str, records: list[tuple[object, ...]], table: str) -> dict[str, float]:
+    """asyncpg's raw `copy_records_to_table` of the rows, in one transaction, into a
+    table shaped like `readings`."""
+    conn = await connect(url, command_timeout=600)
+    try:
+        await conn.execute(f"DROP TABLE IF EXISTS {table}")
+        await conn.execute(f"CREATE TABLE {table} (LIKE readings INCLUDING ALL)")
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            table, records=records, columns=("ts", "value", "device_key", "metric_id", "seq")
+        )
+        seconds = time.perf_counter() - started
+        await conn.execute(f"DROP TABLE {table}")
+    finally:
+        await conn.close()
+    return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
+
+
+async def asyncpg_copy_batched(
+    url: str, rows: list[tuple[int, int, int, float, int]], *, shift_us: int, batch_rows: int
+) -> dict[str, float]:
+    """asyncpg's `copy_records_to_table` into `readings` itself, committing every
+    ``batch_rows`` rows as the writer must (it acknowledges only what is committed):
+    the same table, partitions, index and commit size, without the writer's work."""
+    records = records_of([(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows])
+    days = {(ts + shift_us) // 86_400_000_000 for _, _, ts, _, _ in rows}
+    conn = await connect(url, command_timeout=600)
+    try:
+        epoch_day = dt.date(1970, 1, 1)
+        await conn.execute(
+            "SELECT ensure_readings_partitions($1, $2)",
+            epoch_day + dt.timedelta(days=min(days)),
+            epoch_day + dt.timedelta(days=max(days)),
+        )
+        started = time.perf_counter()
+        for index in range(0, len(records), batch_rows):
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "readings",
+                    records=records[index : index + batch_rows],
+                    columns=("ts", "value", "device_key", "metric_id", "seq"),
+                )
+        seconds = time.perf_counter() - started
+    finally:
+        await conn.close()
+    return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """The median run, with every run's rate beside it."""
+    ordered = sorted(runs, key=lambda run: run["rows_per_s"])
+    return {**ordered[len(ordered) // 2], "runs": [run["rows_per_s"] for run in runs]}
+
+
+async def sql_baselines(
+    url: str, rows: list[tuple[int, int, int, float, int]], naive_rows: int, workdir: str
+) -> dict[str, dict[str, Any]]:
+    conn = await connect(url, command_timeout=600)
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for table in ("bench_psql", "bench_naive"):
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            await conn.execute(f"CREATE TABLE {table} (LIKE readings INCLUDING ALL)")
+        csv_path = os.path.join(workdir, "rows.csv")
+        await trio.to_thread.run_sync(_write_csv, csv_path, rows)
+        started = time.perf_counter()
+        command = f"\\copy bench_psql (ts, value, device_key, metric_id, seq) FROM '{csv_path}' CSV"
+        await trio.run_process(
+            ["psql", url, "-v", "ON_ERROR_STOP=1", "-c", command],
+            capture_stdout=True,
+            capture_stderr=True,
+        )
+        seconds = time.perf_counter() - started
+        results["psql_copy"] = {
+            "rows": len(rows),
+            "seconds": seconds,
+            "rows_per_s": len(rows) / seconds,
+        }
+
+        records = records_of(rows)
+        sample = records[:naive_rows]
+        started = time.perf_counter()
+        for record in sample:
+            await conn.execute(
+                "INSERT INTO bench_naive (ts, value, device_key, metric_id, seq) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                *record,
+            )
+        seconds = time.perf_counter() - started
+        results["naive_insert"] = {
+            "rows": len(sample),
+            "seconds": seconds,
+            "rows_per_s": len(sample) / seconds,
+        }
+        for table in ("bench_psql", "bench_naive"):
+            await conn.execute(f"DROP TABLE {table}")
+    finally:
+        await conn.close()
+    return results
+
+
+async def writer_alone(
+    url: str, rows: list[tuple[int, int, int, float, int]], shift_us: int
+) -> dict[str, float]:
+    """The engine's writer on the same rows (shifted to other timestamps), fed in
+    message-sized requests as the device actors feed it."""
+    tune_garbage_collector()  # as the engine does
+    pool = await create_pool(url, min_size=1, max_size=2, command_timeout=600)
+    writer = Writer(pool, batch_rows=WRITER_BATCH_ROWS, batch_age_s=0.02, queue_size=1024)
+    shifted = [(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows]
+    chunk = 3
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            started = time.perf_counter()
+            for index in range(0, len(shifted), chunk):
+                await writer.submit(WriteRequest(rows=shifted[index : index + chunk]))
+            writer.close()
+        seconds = time.perf_counter() - started
+    finally:
+        await pool.close()
+    return {"rows": len(rows), "seconds": seconds, "rows_per_s": len(rows) / seconds}
