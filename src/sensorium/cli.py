@@ -4,28 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import click
 import trio
-import trio_asyncio
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sensorium import __version__
+from sensorium._cli_support import (
+    detach as up_detached,
+)
+from sensorium._cli_support import (
+    err,
+    our_errors,
+    out,
+    print_report,
+    print_status,
+    run_async,
+)
 from sensorium.config import Settings, load_settings
 from sensorium.errors import ConfigError, SensoriumError
 from sensorium.logs import configure_logging
 
 __all__ = ["app", "main"]
 
-T = TypeVar("T")
 
 app = typer.Typer(
     name="sensorium",
@@ -39,8 +43,6 @@ device_app = typer.Typer(help="Manage devices.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(device_app, name="device")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -61,16 +63,6 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     settings = load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
     configure_logging(log_format=settings.log_format, level=settings.log_level)
     return settings
-
-
-def _run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``fn`` in trio with the asyncio bridge open (asyncpg needs it)."""
-
-    async def main() -> T:
-        async with trio_asyncio.open_loop():
-            return await fn()
-
-    return trio.run(main)
 
 
 def _stack(settings: Settings, state_dir: Path | None) -> Any:
@@ -125,7 +117,7 @@ def up(
         detach = True
     if detach:
         raise typer.Exit(
-            _detach(stack, config=config, tls=tls, timeout=ready_timeout, simulate=simulate)
+            up_detached(stack, config=config, tls=tls, timeout=ready_timeout, simulate=simulate)
         )
     from sensorium.launcher import UpReport, run_up
 
@@ -135,7 +127,7 @@ def up(
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(report.admin_password)
-        _print_report(report)
+        print_report(report)
 
     with stack.layout.hold_up_lock():
         try:
@@ -146,98 +138,6 @@ def up(
             stack.stop_services()
             stack.layout.admin_password_file.unlink(missing_ok=True)
     err.print("sensorium stopped")
-
-
-def _print_report(report: Any) -> None:
-    lines = [
-        "Sensorium is up.",
-        f"  HTTP API     {report.http_url}  (GET /healthz, /readyz, /metrics)",
-        f"  MQTT         {report.mqtt_url}  (username = device id, password = device token)",
-    ]
-    if report.mqtt_tls_url:
-        lines.append(f"  MQTT/TLS     {report.mqtt_tls_url}  (CA: {report.ca_file})")
-    lines.append(f"  primary      {report.primary_url}")
-    for index, url in enumerate(report.replica_urls, start=1):
-        lines.append(f"  replica-{index}    {url}")
-    lines.append(f"  admin        {report.admin_email}")
-    if report.admin_password:
-        lines.append(f"  password     {report.admin_password}  (shown once: keep it)")
-    lines.append(f"  state        {report.state_dir}")
-    lines.append("Stop with Ctrl-C (or `sensorium down` when detached).")
-    print("\n".join(lines), flush=True)
-
-
-def _detach(
-    stack: Any, *, config: Path | None, tls: bool, timeout: float, simulate: int = 0
-) -> int:
-    """Start `up` in the background, wait until healthy, print where things are."""
-    from sensorium.stack import EXIT_HEALTHY, collect_status, pid_alive, read_pid
-
-    layout = stack.layout
-    layout.create()
-    child: subprocess.Popen[bytes] | None = None
-    running = read_pid(layout.engine_pid_file)
-    if pid_alive(running):
-        started = stack.start_missing()
-        err.print(
-            f"sensorium up is already running (pid {running})"
-            + (f"; started {', '.join(started)}" if started else "")
-        )
-    else:
-        cmd = [sys.executable, "-m", "sensorium", "up", "--state-dir", str(layout.state_dir)]
-        if config:
-            cmd += ["--config", str(config)]
-        if tls:
-            cmd.append("--tls")
-        if simulate:
-            cmd += ["--simulate", str(simulate)]
-        log_path = layout.log_dir / "sensorium.log"
-        with log_path.open("ab") as log_file:
-            child = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,
-                close_fds=True,
-            )
-        err.print(f"starting in the background (pid {child.pid}); log: {log_path}")
-    deadline = time.monotonic() + timeout
-    while True:
-        status = _run_async(lambda: collect_status(stack))
-        if status.exit_code == EXIT_HEALTHY:
-            break
-        if child is not None and child.poll() is not None:
-            log_tail = (layout.log_dir / "sensorium.log").read_text(errors="replace")[-3000:]
-            err.print(f"sensorium up exited with code {child.returncode}:\n{log_tail}")
-            return 1
-        if time.monotonic() > deadline:
-            err.print(f"the stack is not healthy after {timeout:.0f} s; see {layout.log_dir}")
-            _print_status(status)
-            return 1
-        time.sleep(0.5)
-    password_file = layout.admin_password_file
-    if password_file.exists():
-        err.print(f"admin password (shown once): {password_file.read_text().strip()}")
-        password_file.unlink()
-    _print_status(status)
-    return 0
-
-
-def _print_status(status: Any) -> None:
-    table = Table("component", "healthy", "pid", "url", "detail")
-    for c in status.components:
-        detail = c.get("error", "")
-        if "replay_lag_s" in c:
-            detail = f"{c.get('state')} lag {c['replay_lag_s']} s " + detail
-        table.add_row(
-            c["name"],
-            "yes" if c["healthy"] else "no",
-            str(c["pid"] or "-"),
-            c["url"] or "-",
-            detail.strip(),
-        )
-    out.print(table)
 
 
 @app.command()
@@ -254,13 +154,13 @@ def status(
 
     settings = _settings(config, state_dir=state_dir)
     stack = _stack(settings, state_dir)
-    result = _run_async(lambda: collect_status(stack))
+    result = run_async(lambda: collect_status(stack))
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
     elif not result.components:
         out.print(f"no stack in {stack.layout.state_dir}")
     else:
-        _print_status(result)
+        print_status(result)
     raise typer.Exit(result.exit_code)
 
 
@@ -323,7 +223,7 @@ def migrate_command(
         finally:
             await conn.close()
 
-    applied = _run_async(go)
+    applied = run_async(go)
     out.print("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 
@@ -354,7 +254,7 @@ def user_create(
         finally:
             await conn.close()
 
-    user = _run_async(go)
+    user = run_async(go)
     out.print(f"user {user.id} {user.email} ({user.role}) in tenant {tenant}")
     if password is None:
         out.print(f"password: {chosen}  (shown once)")
@@ -382,7 +282,7 @@ def device_create(
         finally:
             await conn.close()
 
-    device = _run_async(go)
+    device = run_async(go)
     if as_json:
         print(json.dumps(device.as_json()))
     else:
@@ -429,7 +329,7 @@ def simulate(
             )
         return await run_http_load(fleet, base_url=http_url, messages=messages, metrics=metrics)
 
-    result = _run_async(go)
+    result = run_async(go)
     out.print(
         f"sent {result.messages} messages ({result.readings} readings) from {result.devices} "
         f"devices in {result.seconds:.1f} s; failures: {result.failures}"
@@ -472,7 +372,7 @@ def bench(
             transport=transport,
             http_batch=http_batch,
         )
-        report = _run_async(lambda: run_ingest_bench(options, say=err.print))
+        report = run_async(lambda: run_ingest_bench(options, say=err.print))
         report["actors"] = trio.run(lambda: measure_actor_memory(actors))
     elif suite == "actors":
         report = {"suite": "actors", "actors": trio.run(lambda: measure_actor_memory(actors))}
@@ -487,24 +387,6 @@ def bench(
         err.print(f"wrote {json_file}")
 
 
-def _our_errors(group: BaseExceptionGroup[BaseException]) -> list[SensoriumError] | None:
-    """The SensoriumErrors inside ``group``, if that is all it holds."""
-    matched, rest = group.split(SensoriumError)
-    if matched is None or rest is not None:
-        return None
-    found: list[SensoriumError] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        elif isinstance(exc, SensoriumError):
-            found.append(exc)
-
-    walk(matched)
-    return found
-
-
 def main() -> None:
     try:
         # Outside standalone mode click hands back the code of a `typer.Exit`.
@@ -516,7 +398,7 @@ def main() -> None:
         err.print(f"error: {exc}")
         sys.exit(1)
     except BaseExceptionGroup as group:
-        errors = _our_errors(group)
+        errors = our_errors(group)
         if errors is None:
             raise
         for error in errors:
