@@ -65,6 +65,7 @@ class DeviceContext:
     stored_keys: Callable[[int, list[int]], Awaitable[set[tuple[int, int, int | None]]]]
     initial_hwm: Callable[[int], int]
     poison_marker: bytes | None = None
+    metric_id_nowait: Callable[[str], int | None] = lambda name: None
 
 
 class _DeviceBehavior:
@@ -86,28 +87,58 @@ class _DeviceBehavior:
         todo = [e for e in envelopes if not e.handled]
         if not todo:
             return
-        names = {name for e in todo for item in e.items for name, _ in item.metrics}
-        ids = await context.metric_ids(names)
+        marker = context.poison_marker
+        if marker is not None:
+            for envelope in todo:
+                # Before any change of state: the registry then delivers the batch again
+                # one message at a time, and only the poison one fails.
+                if marker in envelope.raw:
+                    raise PoisonPill(f"poison payload for device {envelope.device_id}")
+        ids = await self._metric_ids(todo)
         # The database is asked only about timestamps at or below the mark.
         uncertain = sorted(
             {item.ts_us for e in todo for item in e.items if item.ts_us <= state.hwm_us}
         )
         stored = await context.stored_keys(self.key, uncertain) if uncertain else set()
+        rows: list[Row] = []
         for envelope in todo:
-            if context.poison_marker is not None and context.poison_marker in envelope.raw:
-                raise PoisonPill(f"poison payload for device {envelope.device_id}")
-            await self._judge(envelope, ids, stored)
+            self._judge(envelope, ids, stored, rows)
+        # One request for the batch. Duplicates go through the writer too: it commits in
+        # order, so by the time these receipts settle, the originals are committed.
+        await context.submit(WriteRequest(rows=rows, receipts=[e.receipt for e in todo]))
 
-    async def _judge(
+    async def _metric_ids(self, envelopes: list[Envelope]) -> dict[str, int]:
+        """Ids of every metric named in ``envelopes``; the catalog's cache answers
+        almost always, a new name costs one query."""
+        known = self.context.metric_id_nowait
+        ids: dict[str, int] = {}
+        missing: set[str] = set()
+        for envelope in envelopes:
+            for item in envelope.items:
+                for name, _ in item.metrics:
+                    if name not in ids:
+                        metric_id = known(name)
+                        if metric_id is None:
+                            missing.add(name)
+                        else:
+                            ids[name] = metric_id
+        if missing:
+            ids.update(await self.context.metric_ids(missing))
+        return ids
+
+    def _judge(
         self,
         envelope: Envelope,
         ids: dict[str, int],
         stored: set[tuple[int, int, int | None]],
+        rows: list[Row],
     ) -> None:
+        """Decide each reading of ``envelope``: new (into ``rows``) or duplicate."""
         state = self.state
         pending = state.pending
+        latest_values = state.latest
         receipt = envelope.receipt
-        rows: list[Row] = []
+        device_key = self.key
         keys: list[Key] = []
         accepted = duplicates = 0
         for item in envelope.items:
@@ -119,11 +150,11 @@ class _DeviceBehavior:
                     continue
                 pending[key] = receipt
                 keys.append(key)
-                rows.append((self.key, ids[name], ts, value, seq))
+                rows.append((device_key, ids[name], ts, value, seq))
                 new_here += 1
-                latest = state.latest.get(name)
+                latest = latest_values.get(name)
                 if latest is None or ts >= latest[0]:
-                    state.latest[name] = (ts, value)
+                    latest_values[name] = (ts, value)
             if new_here:
                 accepted += 1
             else:
@@ -135,9 +166,6 @@ class _DeviceBehavior:
         receipt.accepted += accepted
         receipt.duplicates += duplicates
         envelope.handled = True
-        # Duplicates too go through the writer: the writer commits in order, so by the
-        # time this request is settled, the originals it duplicates are committed.
-        await self.context.submit(WriteRequest(rows=rows, receipts=(receipt,)))
 
 
 def device_behavior(

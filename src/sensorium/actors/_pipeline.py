@@ -89,6 +89,7 @@ class IngestPipeline:
         context = DeviceContext(
             submit=writer.submit,
             metric_ids=catalog.ids,
+            metric_id_nowait=catalog.id_nowait,
             stored_keys=stored_keys,
             initial_hwm=lambda key: marks.pop(key, -1),
             poison_marker=options.poison_marker,
