@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -193,7 +194,7 @@ async def test_shutdown_drains_mailboxes_within_the_deadline(
         registry.send_nowait("k0", 1)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=int(os.environ.get("SENSORIUM_HYPOTHESIS_EXAMPLES", "40")), deadline=None)
 @given(
     plan=st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 999)), max_size=60),
     poison=st.sets(st.integers(0, 999), max_size=5),

@@ -48,11 +48,14 @@ class RegistryStatistics:
 
 
 class _Cell(Generic[M, S]):
-    __slots__ = ("crashes", "mailbox", "state")
+    __slots__ = ("behavior", "busy", "crashes", "last_active", "mailbox", "state")
 
     def __init__(self, mailbox: Mailbox[M], state: S | None) -> None:
         self.mailbox = mailbox
         self.state = state
+        self.behavior: object = None
+        self.busy = False  # handling a batch (never passivated then)
+        self.last_active = trio.current_time()
         self.crashes: deque[float] = deque()
 
 
@@ -100,6 +103,7 @@ class ActorRegistry(Generic[K, M, S]):
         mailbox is closed and drained, within ``shutdown_timeout_s``."""
         async with trio.open_nursery() as nursery:
             registry = cls(nursery, factory, **options)  # type: ignore[arg-type]
+            nursery.start_soon(registry._sweep_idle)
             try:
                 yield registry
             finally:
@@ -151,34 +155,51 @@ class ActorRegistry(Generic[K, M, S]):
 
     async def _run(self, key: K, cell: _Cell[M, S]) -> None:
         behavior, cell.state = self._factory(key, cell.state)
+        cell.behavior = behavior
         mailbox = cell.mailbox
         while True:
-            batch: list[M] = []
-            with trio.move_on_after(self._idle_timeout_s):
-                try:
-                    batch.append(await mailbox.receive())
-                except trio.EndOfChannel:
-                    return  # closed and drained: shutdown
-            if not batch:
-                if mailbox.queued == 0 and not self._closing:
-                    # Passivate. No await between the check and the removal, so no
-                    # sender can slip a message into a mailbox nobody reads.
-                    compact = getattr(behavior, "before_passivation", None)
-                    if compact is not None:
-                        compact()  # let the behaviour shrink its state first
-                    del self._live[key]
-                    mailbox.close()
-                    if cell.state is not None:
-                        self._passivated[key] = cell.state
-                    self._passivations += 1
-                    return
-                continue
+            try:
+                batch = [await mailbox.receive()]
+            except trio.EndOfChannel:
+                return  # closed and drained: shutdown, or passivated by the sweeper
+            cell.busy = True
             while len(batch) < self._max_batch:
                 try:
                     batch.append(mailbox.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             behavior = await self._deliver(key, cell, behavior, batch)
+            cell.behavior = behavior
+            cell.busy = False
+            cell.last_active = trio.current_time()
+
+    async def _sweep_idle(self) -> None:
+        """Passivate actors idle for ``idle_timeout_s``: one task looks at every actor a
+        few times per timeout, instead of each actor arming a timeout per message."""
+        period = min(max(self._idle_timeout_s / 4, 0.01), 5.0)
+        while True:
+            await trio.sleep(period)
+            if self._closing:
+                return
+            now = trio.current_time()
+            for key, cell in list(self._live.items()):
+                if (
+                    cell.busy
+                    or cell.mailbox.queued
+                    or now - cell.last_active < self._idle_timeout_s
+                ):
+                    continue
+                # No await from the check to the close: no sender can slip a message into
+                # a mailbox nobody will read; the next message spawns a new actor from
+                # the same state, and this one ends at its next receive.
+                compact = getattr(cell.behavior, "before_passivation", None)
+                if compact is not None:
+                    compact()  # let the behaviour shrink its state first
+                del self._live[key]
+                cell.mailbox.close()
+                if cell.state is not None:
+                    self._passivated[key] = cell.state
+                self._passivations += 1
 
     async def _deliver(
         self, key: K, cell: _Cell[M, S], behavior: Behavior[M], batch: Sequence[M]
