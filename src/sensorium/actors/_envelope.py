@@ -9,9 +9,12 @@ from sensorium.actors._receipt import Receipt
 __all__ = ["Envelope", "Telemetry"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Telemetry:
-    """One valid message: all its readings share ``ts_us`` (µs since the epoch)."""
+    """One valid message: all its readings share ``ts_us`` (µs since the epoch).
+
+    Not frozen: a frozen dataclass's __init__ costs several times more, and this one is
+    made for every message."""
 
     ts_us: int
     seq: int | None

@@ -95,7 +95,7 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
             lambda _: committed.set(), parts=int(bool(decoded.items)) + int(bool(rejections))
         )
         try:
-            items = [item for _, item in decoded.items]
+            items = decoded.items
             pipeline.router.route_nowait(
                 Envelope(device.key, device.tenant_id, device.id, "http", items, receipt, raw),
                 rejections=rejections,

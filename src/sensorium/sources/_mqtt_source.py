@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -106,6 +107,18 @@ class _Connection:
     async def send(self, data: bytes) -> None:
         async with self.send_lock:
             await self.stream.send_all(data)
+
+
+class _PubackReceipt(Receipt):
+    """A receipt that remembers which PUBACK it owes (one object per message, no
+    closure)."""
+
+    __slots__ = ("generation", "packet_id")
+
+    def __init__(self, done: Callable[[Receipt], None], generation: int, packet_id: int) -> None:
+        super().__init__(done)
+        self.generation = generation
+        self.packet_id = packet_id
 
 
 class MqttSource:
@@ -291,7 +304,7 @@ class MqttSource:
         rejections = [Rejected(r.index, r.reason, r.detail) for r in decoded.rejected]
         if decoded.items and rejections:
             receipt.add_part()
-        items = [item for _, item in decoded.items]
+        items = decoded.items
         await router.route(
             Envelope(entry.key, entry.tenant_id, device_id, "mqtt", items, receipt, raw, topic),
             rejections=rejections,
@@ -315,19 +328,25 @@ class MqttSource:
             self._room = trio.Event()
         if self._drained.is_set():
             self._drained = trio.Event()
+        return _PubackReceipt(self._settled, generation, packet_id)
 
-        def done(_: Receipt) -> None:
-            self._inflight -= 1
-            if self._inflight < self._options.max_inflight:
-                self._room.set()
-            if self._inflight == 0:
-                self._drained.set()
-            connection = self._connection
-            if packet_id and connection is not None and connection.generation == generation:
-                connection.acks.append(packet_id)
-                connection.ack_ready.set()
-
-        return Receipt(done)
+    def _settled(self, receipt: Receipt) -> None:
+        """A message is durable: count it out, and queue its PUBACK if its connection
+        is still the current one (packet ids belong to a connection)."""
+        assert isinstance(receipt, _PubackReceipt)
+        self._inflight -= 1
+        if self._inflight < self._options.max_inflight:
+            self._room.set()
+        if self._inflight == 0:
+            self._drained.set()
+        connection = self._connection
+        if (
+            receipt.packet_id
+            and connection is not None
+            and connection.generation == receipt.generation
+        ):
+            connection.acks.append(receipt.packet_id)
+            connection.ack_ready.set()
 
     # -- writing -------------------------------------------------------------------------
 

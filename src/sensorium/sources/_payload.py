@@ -63,8 +63,21 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    items: list[tuple[int, Telemetry]]  # (index in the payload, item)
+    items: list[Telemetry]  # the valid items, in payload order
     rejected: list[Rejection]
+
+
+# Metric names seen valid: a fleet uses few, so the regular expression runs once each.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 10_000
+
+
+def _remember_valid_name(name: str) -> bool:
+    if not _METRIC_NAME.match(name):
+        return False
+    if len(_VALID_NAMES) < _VALID_NAMES_MAX:
+        _VALID_NAMES.add(name)
+    return True
 
 
 def _ts_us(value: str | int | float) -> int | str:
@@ -100,8 +113,9 @@ def _check(item: _Item, index: int, now_us: int, limits: Limits) -> Telemetry | 
     if not item.metrics:
         return Rejection(index, "empty-metrics", "metrics: no readings")
     metrics = []
+    valid_names = _VALID_NAMES
     for name, value in item.metrics.items():
-        if not _METRIC_NAME.match(name):
+        if name not in valid_names and not _remember_valid_name(name):
             return Rejection(
                 index,
                 "bad-metric-name",
@@ -170,7 +184,7 @@ def decode_payload(raw: bytes, *, now_us: int, limits: Limits) -> Decoded:
         result = _check(parsed, 0, now_us, limits)
         if isinstance(result, Rejection):
             return Decoded([], [result])
-        return Decoded([(0, result)], [])
+        return Decoded([result], [])
     if len(parsed) > limits.max_batch_items:
         return Decoded(
             [],
@@ -184,14 +198,14 @@ def decode_payload(raw: bytes, *, now_us: int, limits: Limits) -> Decoded:
         )
     if not parsed:
         return Decoded([], [Rejection(None, "empty-array", "the array holds no message")])
-    items: list[tuple[int, Telemetry]] = []
+    items: list[Telemetry] = []
     rejected: list[Rejection] = []
     for index, item in enumerate(parsed):
         result = _check(item, index, now_us, limits)
         if isinstance(result, Rejection):
             rejected.append(result)
         else:
-            items.append((index, result))
+            items.append(result)
     return Decoded(items, rejected)
 
 
@@ -225,7 +239,7 @@ def _slow_path(raw: bytes, *, now_us: int, limits: Limits) -> Decoded:
                 )
             ],
         )
-    items: list[tuple[int, Telemetry]] = []
+    items: list[Telemetry] = []
     rejected: list[Rejection] = []
     for index, raw_item in enumerate(generic):
         try:
@@ -237,5 +251,5 @@ def _slow_path(raw: bytes, *, now_us: int, limits: Limits) -> Decoded:
         if isinstance(result, Rejection):
             rejected.append(result)
         else:
-            items.append((index, result))
+            items.append(result)
     return Decoded(items, rejected)
