@@ -71,3 +71,31 @@ def test_bench_suites_not_there_yet_exit_2() -> None:
         )
         assert result.returncode == 2
         assert "not available yet" in result.stderr
+
+
+def test_bench_writer_reports_the_writer_beside_asyncpg(tmp_path: Path) -> None:
+    report_file = tmp_path / "writer.json"
+    result = subprocess.run(
+        [
+            *SENSORIUM,
+            "bench",
+            "writer",
+            "--devices",
+            "50",
+            "--messages",
+            "10",
+            "--json",
+            str(report_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert report["writer_alone"]["rows"] == 50 * 10 * 3
+    assert len(report["writer_alone"]["runs"]) == 3
+    assert set(report["baselines"]) == {"asyncpg_copy", "asyncpg_copy_batched"}
+    assert all(ratio > 0 for ratio in report["ratios"].values())
+    assert "the engine's writer" in result.stdout

@@ -12,6 +12,7 @@ from sensorium.bench._loadgen import (
 )
 from sensorium.bench._provision import provision_devices, simulate_forever, wait_for_broker_login
 from sensorium.bench._report import print_report
+from sensorium.bench._writer_suite import run_writer_bench
 
 __all__ = [
     "DeviceCredentials",
@@ -25,6 +26,7 @@ __all__ = [
     "run_http_load",
     "run_ingest_bench",
     "run_mqtt_load",
+    "run_writer_bench",
     "simulate_forever",
     "wait_for_broker_login",
 ]

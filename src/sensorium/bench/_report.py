@@ -86,6 +86,37 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             f"stored {engine['readings_stored']} of {engine['readings_expected']} "
             f"readings (exact: {engine['readings_stored'] == engine['readings_expected']})"
         )
+    if report.get("suite") == "writer":
+        table = Table(
+            title=(
+                f"writer alone: {report['options']['devices']} devices x "
+                f"{report['options']['messages_per_device']} messages x "
+                f"{report['options']['metrics']} metrics, median of {report['options']['rounds']}"
+            )
+        )
+        table.add_column("path")
+        table.add_column("rows/s (median)", justify="right")
+        table.add_column("rounds", justify="right")
+        table.add_column("writer / this", justify="right")
+        writer = report["writer_alone"]
+        table.add_row(
+            "the engine's writer",
+            _rate(writer["rows_per_s"]),
+            " / ".join(_rate(r) for r in writer["runs"]),
+            "1.00",
+        )
+        for name, label in (
+            ("asyncpg_copy", "asyncpg COPY, one transaction"),
+            ("asyncpg_copy_batched", "asyncpg COPY into readings, same commits"),
+        ):
+            base = report["baselines"][name]
+            table.add_row(
+                label,
+                _rate(base["rows_per_s"]),
+                " / ".join(_rate(r) for r in base["runs"]),
+                f"{writer['rows_per_s'] / base['rows_per_s']:.2f}",
+            )
+        console.print(table)
     if "actors" in report:
         actors = report["actors"]
         console.print(

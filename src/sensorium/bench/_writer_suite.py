@@ -1,0 +1,92 @@
+"""`sensorium bench writer`: the engine's writer alone, fed generated rows, beside
+asyncpg's raw COPY of the same rows (one transaction, and the writer's commit size),
+three interleaved rounds on a fresh stack."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sensorium.bench._baselines import (
+    WRITER_BATCH_ROWS,
+    asyncpg_copy,
+    asyncpg_copy_batched,
+    median_run,
+    records_of,
+    writer_alone,
+)
+from sensorium.bench._loadgen import reading_value
+from sensorium.bench._stack import BenchStack
+
+__all__ = ["run_writer_bench"]
+
+
+def _generated_rows(
+    devices: int, messages: int, metrics: int
+) -> list[tuple[int, int, int, float, int]]:
+    """Rows shaped like the ingest bench's: one message a second per device."""
+    start_ms = (int(time.time()) - messages - 3600) * 1000
+    return [
+        (
+            device + 1,
+            metric + 1,
+            (start_ms + message * 1000) * 1000,
+            reading_value(device, message, metric),
+            message,
+        )
+        for device in range(devices)
+        for message in range(messages)
+        for metric in range(metrics)
+    ]
+
+
+async def run_writer_bench(
+    *, devices: int, messages: int, metrics: int, rounds: int = 3, say: Any = print
+) -> dict[str, Any]:
+    stack = BenchStack.create()
+    say(f"starting a fresh stack in {stack.state_dir}")
+    stack.up()
+    try:
+        rows = _generated_rows(devices, messages, metrics)
+        records = records_of(rows)
+        say(f"{len(rows)} rows, {rounds} interleaved rounds")
+        one_tx, batched, writer = [], [], []
+        for round_ in range(rounds):
+            one_tx.append(await asyncpg_copy(stack.primary_url, records, f"bench_w_{round_}"))
+            batched.append(
+                await asyncpg_copy_batched(
+                    stack.primary_url,
+                    rows,
+                    batch_rows=WRITER_BATCH_ROWS,
+                    shift_us=(2 * round_ + 1) * 86_400_000_000,
+                )
+            )
+            writer.append(
+                await writer_alone(
+                    stack.primary_url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000
+                )
+            )
+    finally:
+        stack.down()
+    baselines = {"asyncpg_copy": median_run(one_tx), "asyncpg_copy_batched": median_run(batched)}
+    writer_median = median_run(writer)
+    return {
+        "suite": "writer",
+        "options": {
+            "devices": devices,
+            "messages_per_device": messages,
+            "metrics": metrics,
+            "rounds": rounds,
+            "batch_rows": WRITER_BATCH_ROWS,
+        },
+        "baselines": baselines,
+        "writer_alone": writer_median,
+        "ratios": {
+            "writer_vs_asyncpg_copy": (
+                writer_median["rows_per_s"] / baselines["asyncpg_copy"]["rows_per_s"]
+            ),
+            "writer_vs_asyncpg_copy_batched": (
+                writer_median["rows_per_s"] / baselines["asyncpg_copy_batched"]["rows_per_s"]
+            ),
+        },
+    }
