@@ -34,6 +34,7 @@ bench: $(STAMP) system-packages
 	$(BIN)/sensorium bench ingest --devices 10000 --messages 10 --json bench-results/ingest-10k.json
 	$(BIN)/sensorium bench ingest --devices 1000 --messages 100 --json bench-results/ingest-1k.json
 	$(BIN)/sensorium bench ingest --transport http --devices 1000 --messages 50 --json bench-results/ingest-http-1k.json
+	$(BIN)/sensorium bench writer --devices 10000 --messages 10 --json bench-results/writer-10k.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
