@@ -101,11 +101,18 @@ class _DeviceBehavior:
         )
         stored = await context.stored_keys(self.key, uncertain) if uncertain else set()
         rows: list[Row] = []
-        for envelope in todo:
-            self._judge(envelope, ids, stored, rows)
-        # One request for the batch. Duplicates go through the writer too: it commits in
-        # order, so by the time these receipts settle, the originals are committed.
-        await context.submit(WriteRequest(rows=rows, receipts=[e.receipt for e in todo]))
+        judged: list[Receipt] = []
+        try:
+            for envelope in todo:
+                self._judge(envelope, ids, stored, rows)
+                judged.append(envelope.receipt)
+        finally:
+            # One request for what was judged, even if a later message failed: state
+            # changed for those, so their rows must reach the writer. Duplicates go
+            # through it too: it commits in order, so by the time these receipts
+            # settle, the originals are committed.
+            if judged:
+                await context.submit(WriteRequest(rows=rows, receipts=judged))
 
     async def _metric_ids(self, envelopes: list[Envelope]) -> dict[str, int]:
         """Ids of every metric named in ``envelopes``; the catalog's cache answers
@@ -133,36 +140,46 @@ class _DeviceBehavior:
         stored: set[tuple[int, int, int | None]],
         rows: list[Row],
     ) -> None:
-        """Decide each reading of ``envelope``: new (into ``rows``) or duplicate."""
+        """Decide each reading of ``envelope``: new (appended to ``rows``) or duplicate.
+        All or nothing: the state changes only once every reading is judged."""
         state = self.state
         pending = state.pending
-        latest_values = state.latest
-        receipt = envelope.receipt
         device_key = self.key
-        keys: list[Key] = []
+        hwm = state.hwm_us
+        keys: dict[Key, None] = {}  # new in this message, in order
+        new_rows: list[Row] = []
+        latest: dict[str, tuple[int, float]] = {}
         accepted = duplicates = 0
         for item in envelope.items:
             ts, seq = item.ts_us, item.seq
             new_here = 0
             for name, value in item.metrics:
                 key = (name, ts, seq)
-                if ts <= state.hwm_us and (key in pending or (ids[name], ts, seq) in stored):
+                if key in keys or (
+                    ts <= hwm and (key in pending or (ids[name], ts, seq) in stored)
+                ):
                     continue
-                pending[key] = receipt
-                keys.append(key)
-                rows.append((device_key, ids[name], ts, value, seq))
+                keys[key] = None
+                new_rows.append((device_key, ids[name], ts, value, seq))
                 new_here += 1
-                latest = latest_values.get(name)
-                if latest is None or ts >= latest[0]:
-                    latest_values[name] = (ts, value)
+                seen = latest.get(name) or state.latest.get(name)
+                if seen is None or ts >= seen[0]:
+                    latest[name] = (ts, value)
             if new_here:
                 accepted += 1
             else:
                 duplicates += 1
-            if ts > state.hwm_us:
-                state.hwm_us = ts
+            if ts > hwm:
+                hwm = ts
+        # Judged: now change the state (nothing below can fail).
+        receipt = envelope.receipt
+        for key in keys:
+            pending[key] = receipt
         if keys:
             state.pending_order.append((receipt, tuple(keys)))
+        state.latest.update(latest)
+        state.hwm_us = hwm
+        rows.extend(new_rows)
         receipt.accepted += accepted
         receipt.duplicates += duplicates
         envelope.handled = True
