@@ -24,6 +24,7 @@ __all__ = [
     "records_of",
     "sql_baselines",
     "writer_alone",
+    "writer_rounds",
 ]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -170,3 +171,27 @@ async def writer_alone(
     finally:
         await pool.close()
     return {"rows": len(rows), "seconds": seconds, "rows_per_s": len(rows) / seconds}
+
+
+async def writer_rounds(
+    url: str, rows: list[Row], *, rounds: int = 3
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The writer alone against asyncpg's raw COPY (one transaction, and the writer's
+    commit size), interleaved ``rounds`` times: the machine is shared and noisy, so the
+    ratios are taken between medians. Returns (writer, baselines)."""
+    records = records_of(rows)
+    one_tx: list[dict[str, float]] = []
+    batched: list[dict[str, float]] = []
+    writer: list[dict[str, float]] = []
+    for round_ in range(rounds):
+        one_tx.append(await asyncpg_copy(url, records, f"bench_asyncpg_{round_}"))
+        batched.append(
+            await asyncpg_copy_batched(
+                url, rows, batch_rows=WRITER_BATCH_ROWS, shift_us=(2 * round_ + 1) * 86_400_000_000
+            )
+        )
+        writer.append(await writer_alone(url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000))
+    return median_run(writer), {
+        "asyncpg_copy": median_run(one_tx),
+        "asyncpg_copy_batched": median_run(batched),
+    }

@@ -29,15 +29,7 @@ import httpx
 import trio
 
 from sensorium import __version__
-from sensorium.bench._baselines import (
-    WRITER_BATCH_ROWS,
-    asyncpg_copy,
-    asyncpg_copy_batched,
-    median_run,
-    records_of,
-    sql_baselines,
-    writer_alone,
-)
+from sensorium.bench._baselines import sql_baselines, writer_rounds
 from sensorium.bench._broker_only import run_broker_only
 from sensorium.bench._cpu import tree_cpu_seconds
 from sensorium.bench._loadgen import (
@@ -271,31 +263,9 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
         with tempfile.TemporaryDirectory() as workdir:
             os.chmod(workdir, 0o755)
             baselines = await sql_baselines(stack.primary_url, rows, options.naive_rows, workdir)
-        # The writer against asyncpg's raw COPY, interleaved three times: the machine is
-        # shared and noisy, so the ratio is taken between the medians.
         say("the writer alone against asyncpg copy_records_to_table, 3 rounds")
-        records = records_of(rows)
-        asyncpg_runs, batched_runs, writer_runs = [], [], []
-        for round_ in range(3):
-            asyncpg_runs.append(
-                await asyncpg_copy(stack.primary_url, records, f"bench_asyncpg_{round_}")
-            )
-            batched_runs.append(
-                await asyncpg_copy_batched(
-                    stack.primary_url,
-                    rows,
-                    batch_rows=WRITER_BATCH_ROWS,
-                    shift_us=(2 * round_ + 1) * 86_400_000_000,
-                )
-            )
-            writer_runs.append(
-                await writer_alone(
-                    stack.primary_url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000
-                )
-            )
-        baselines["asyncpg_copy"] = median_run(asyncpg_runs)
-        baselines["asyncpg_copy_batched"] = median_run(batched_runs)
-        writer = median_run(writer_runs)
+        writer, copies = await writer_rounds(stack.primary_url, rows)
+        baselines.update(copies)
     finally:
         stack.down()
     rate = engine["readings_per_s"]

@@ -7,14 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sensorium.bench._baselines import (
-    WRITER_BATCH_ROWS,
-    asyncpg_copy,
-    asyncpg_copy_batched,
-    median_run,
-    records_of,
-    writer_alone,
-)
+from sensorium.bench._baselines import WRITER_BATCH_ROWS, writer_rounds
 from sensorium.bench._loadgen import reading_value
 from sensorium.bench._stack import BenchStack
 
@@ -48,28 +41,10 @@ async def run_writer_bench(
     stack.up()
     try:
         rows = _generated_rows(devices, messages, metrics)
-        records = records_of(rows)
         say(f"{len(rows)} rows, {rounds} interleaved rounds")
-        one_tx, batched, writer = [], [], []
-        for round_ in range(rounds):
-            one_tx.append(await asyncpg_copy(stack.primary_url, records, f"bench_w_{round_}"))
-            batched.append(
-                await asyncpg_copy_batched(
-                    stack.primary_url,
-                    rows,
-                    batch_rows=WRITER_BATCH_ROWS,
-                    shift_us=(2 * round_ + 1) * 86_400_000_000,
-                )
-            )
-            writer.append(
-                await writer_alone(
-                    stack.primary_url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000
-                )
-            )
+        writer_median, baselines = await writer_rounds(stack.primary_url, rows, rounds=rounds)
     finally:
         stack.down()
-    baselines = {"asyncpg_copy": median_run(one_tx), "asyncpg_copy_batched": median_run(batched)}
-    writer_median = median_run(writer)
     return {
         "suite": "writer",
         "options": {
