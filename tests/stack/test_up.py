@@ -118,6 +118,29 @@ def test_schema_is_migrated_with_partitioned_readings(stack: StackHandle) -> Non
     assert named == db_fetch(url, "SELECT count(*) AS n FROM readings")[0]["n"]
 
 
+def test_partitions_exist_ahead_of_time(stack: StackHandle) -> None:
+    """The writer keeps yesterday's to the day after tomorrow's partitions ready."""
+    import datetime as dt
+
+    today = dt.datetime.now(dt.UTC).date()
+    wanted = [
+        f"readings_{(today + dt.timedelta(days=d)).strftime('%Y%m%d')}" for d in (-1, 0, 1, 2)
+    ]
+    found = wait_for(
+        lambda: (
+            {
+                r["relname"]
+                for r in db_fetch(
+                    stack.db_url(), "SELECT relname FROM pg_class WHERE relname = ANY($1)", wanted
+                )
+            }
+            == set(wanted)
+        ),
+        timeout=30,
+    )
+    assert found
+
+
 def test_migrate_twice_applies_nothing_new(stack: StackHandle) -> None:
     result = stack.cli("migrate")
     assert "schema is up to date" in result.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -121,17 +122,40 @@ class Writer:
         send, receive = trio.open_memory_channel[tuple[ReadingBatch, list[Receipt]]](0)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._commit_in_order, receive)
+            ahead = trio.CancelScope()
+
+            async def create_partitions_ahead() -> None:
+                with ahead:
+                    await self._create_partitions_ahead()
+
+            nursery.start_soon(create_partitions_ahead)
             task_status.started()
-            async with send:
-                while True:
-                    built = await self._build()
-                    if built is None:
-                        return
-                    batch, receipts, ended = built
-                    await send.send((batch, receipts))
-                    self._counters.batch_started = None
-                    if ended:
-                        return
+            try:
+                async with send:
+                    while (built := await self._build()) is not None:
+                        batch, receipts, ended = built
+                        await send.send((batch, receipts))
+                        self._counters.batch_started = None
+                        if ended:
+                            break
+            finally:
+                ahead.cancel()  # the committer finishes what it holds; this need not
+
+    async def _create_partitions_ahead(self, *, days_ahead: int = 2) -> None:
+        """Yesterday's, today's and the next days' partitions exist before a reading
+        needs them (a batch still creates any other day it touches); checked hourly."""
+        while True:
+            today = int(time.time() // 86_400)
+            wanted = set(range(today - 1, today + days_ahead + 1))
+            try:
+                await self._pool.execute(
+                    "SELECT ensure_readings_partitions(d, d) FROM unnest($1::date[]) d",
+                    [_EPOCH_DAY + dt.timedelta(days=day) for day in sorted(wanted)],
+                )
+                self._known_days |= wanted
+            except Exception as exc:  # the primary away: the next batch creates its day
+                log.warning("could not create partitions ahead", error=str(exc))
+            await trio.sleep(3600)
 
     async def _build(self) -> tuple[ReadingBatch, list[Receipt], bool] | None:
         """The next batch: full, or old enough while the committer is free (while it is
