@@ -51,7 +51,9 @@ class Router:
         topic: str | None,
         rejections: Sequence[Rejected],
         raw: bytes,
+        receipt: Receipt,
     ) -> WriteRequest:
+        """The dead letter of a message (and its receipt, settled once it commits)."""
         for rejection in rejections:
             self.rejections[rejection.reason] += 1
         first = rejections[0]
@@ -68,7 +70,8 @@ class Router:
                 detail=detail[:2000],
                 payload=raw[:DEAD_LETTER_BYTES],
                 payload_size=len(raw),
-            )
+            ),
+            receipts=(receipt,),
         )
 
     async def reject(
@@ -83,32 +86,34 @@ class Router:
         receipt: Receipt,
     ) -> None:
         """Keep a message nobody will store as a dead letter; settle after commit."""
-        request = self._dead_letter(
-            source=source,
-            tenant_id=tenant_id,
-            device_id=device_id,
-            topic=topic,
-            rejections=rejections,
-            raw=raw,
+        await self._writer.submit(
+            self._dead_letter(
+                source=source,
+                tenant_id=tenant_id,
+                device_id=device_id,
+                topic=topic,
+                rejections=rejections,
+                raw=raw,
+                receipt=receipt,
+            )
         )
-        request.receipts = (receipt,)
-        await self._writer.submit(request)
+
+    def _dead_letter_of(self, envelope: Envelope, rejections: Sequence[Rejected]) -> WriteRequest:
+        return self._dead_letter(
+            source=envelope.source,
+            tenant_id=envelope.tenant_id,
+            device_id=envelope.device_id,
+            topic=envelope.topic,
+            rejections=rejections,
+            raw=envelope.raw,
+            receipt=envelope.receipt,
+        )
 
     def _split(
         self, envelope: Envelope, rejections: Sequence[Rejected]
     ) -> tuple[Envelope | None, WriteRequest | None]:
         """The part for the device actor (valid items) and the dead letter (the rest)."""
-        dead = None
-        if rejections:
-            dead = self._dead_letter(
-                source=envelope.source,
-                tenant_id=envelope.tenant_id,
-                device_id=envelope.device_id,
-                topic=envelope.topic,
-                rejections=rejections,
-                raw=envelope.raw,
-            )
-            dead.receipts = (envelope.receipt,)
+        dead = self._dead_letter_of(envelope, rejections) if rejections else None
         if not envelope.items:
             return None, dead
         self.accepted_messages[envelope.source] += 1
@@ -147,15 +152,9 @@ class Router:
             device_id=envelope.device_id,
             error=f"{type(exc).__name__}: {exc}",
         )
-        request = self._dead_letter(
-            source=envelope.source,
-            tenant_id=envelope.tenant_id,
-            device_id=envelope.device_id,
-            topic=envelope.topic,
-            rejections=[Rejected(None, "actor-crash", f"{type(exc).__name__}: {exc}")],
-            raw=envelope.raw,
+        request = self._dead_letter_of(
+            envelope, [Rejected(None, "actor-crash", f"{type(exc).__name__}: {exc}")]
         )
-        request.receipts = (envelope.receipt,)
         try:
             self._writer.submit_nowait(request)
         except trio.WouldBlock:
