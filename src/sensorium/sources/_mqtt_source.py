@@ -103,6 +103,9 @@ class _Connection:
     ack_ready: trio.Event = field(default_factory=trio.Event)
     pong: trio.Event = field(default_factory=trio.Event)
     subscribed: trio.Event = field(default_factory=trio.Event)
+    # Read but not yet parsed / parsed but not yet dispatched (what came with CONNACK).
+    buffer: bytearray = field(default_factory=bytearray)
+    packets: list[Packet] = field(default_factory=list)
 
     async def send(self, data: bytes) -> None:
         async with self.send_lock:
@@ -212,8 +215,7 @@ class MqttSource:
                     keepalive=options.keepalive_s,
                 )
             )
-            buffer = bytearray()
-            packets: list[Packet] = []
+            buffer, packets = connection.buffer, connection.packets
             while not packets:
                 chunk = await stream.receive_some(4096)
                 if not chunk:
@@ -225,8 +227,6 @@ class MqttSource:
             if connack.kind != CONNACK or connack.body[1] != 0:
                 code = connack.body[1] if len(connack.body) > 1 else -1
                 raise BrokerRefused(f"broker refused the engine: {connack_reason(code)}")
-            self._pending_packets = packets
-            self._pending_bytes = buffer
             await connection.send(encode_subscribe(1, options.topic, qos=1))
         self._connection = connection
         self._counters.connections += 1
@@ -243,8 +243,7 @@ class MqttSource:
 
     async def _read(self, connection: _Connection) -> None:
         stream = connection.stream
-        buffer = self._pending_bytes
-        packets = self._pending_packets
+        buffer, packets = connection.buffer, connection.packets
         while True:
             if packets:
                 await self._dispatch(connection, packets)
