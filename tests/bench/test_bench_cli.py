@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,34 +15,36 @@ from tests.support import SENSORIUM
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("transport", ["mqtt", "http"])
-def test_bench_ingest_reports_every_figure_beside_its_baselines(
-    tmp_path: Path, transport: str
-) -> None:
+def _bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run `sensorium bench ...`, check it succeeded, return it and its JSON report."""
     report_file = tmp_path / "report.json"
     result = subprocess.run(
-        [
-            *SENSORIUM,
-            "bench",
-            "ingest",
-            "--transport",
-            transport,
-            "--devices",
-            "20",
-            "--messages",
-            "5",
-            "--actors",
-            "200",
-            "--json",
-            str(report_file),
-        ],
+        [*SENSORIUM, "bench", *args, "--json", str(report_file)],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(report_file.read_text())
+    return result, json.loads(report_file.read_text())
+
+
+@pytest.mark.parametrize("transport", ["mqtt", "http"])
+def test_bench_ingest_reports_every_figure_beside_its_baselines(
+    tmp_path: Path, transport: str
+) -> None:
+    result, report = _bench(
+        tmp_path,
+        "ingest",
+        "--transport",
+        transport,
+        "--devices",
+        "20",
+        "--messages",
+        "5",
+        "--actors",
+        "200",
+    )
     engine = report["engine"]
     assert engine["readings_stored"] == engine["readings_expected"] == 20 * 5 * 3
     expected_baselines = {"psql_copy", "asyncpg_copy", "asyncpg_copy_batched", "naive_insert"}
@@ -74,26 +77,7 @@ def test_bench_suites_not_there_yet_exit_2() -> None:
 
 
 def test_bench_writer_reports_the_writer_beside_asyncpg(tmp_path: Path) -> None:
-    report_file = tmp_path / "writer.json"
-    result = subprocess.run(
-        [
-            *SENSORIUM,
-            "bench",
-            "writer",
-            "--devices",
-            "50",
-            "--messages",
-            "10",
-            "--json",
-            str(report_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(report_file.read_text())
+    result, report = _bench(tmp_path, "writer", "--devices", "50", "--messages", "10")
     assert report["writer_alone"]["rows"] == 50 * 10 * 3
     assert len(report["writer_alone"]["runs"]) == 3
     assert set(report["baselines"]) == {"asyncpg_copy", "asyncpg_copy_batched"}
