@@ -29,10 +29,12 @@ from sensorium.logs import get_logger
 from sensorium.sources import Limits, MqttSource, MqttSourceOptions, probe_broker
 from sensorium.storage import (
     BrokerCredential,
+    HousekeepingOptions,
     Pool,
     acquire_engine_lease,
     broker_credentials,
     create_pool,
+    keep_house,
 )
 
 __all__ = ["CredentialsSink", "Endpoints", "serve"]
@@ -128,8 +130,7 @@ async def _serve_until_stopped(
     mqtt: MqttSource,
     *,
     stop: trio.Event,
-    lease_keeper: Callable[[], Awaitable[None]],
-    credentials_sync: Callable[[], Awaitable[None]] | None,
+    background_tasks: list[Callable[[], Awaitable[None]]],
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
     """Run HTTP, the MQTT source and the background tasks; stop them in order:
@@ -154,9 +155,8 @@ async def _serve_until_stopped(
 
         outer.start_soon(run_mqtt)
         async with trio.open_nursery() as background:
-            if credentials_sync is not None:
-                background.start_soon(credentials_sync)
-            background.start_soon(lease_keeper)
+            for task in background_tasks:
+                background.start_soon(task)
             task_status.started(binds)
             await stop.wait()
             background.cancel_scope.cancel()
@@ -280,12 +280,22 @@ async def serve(
                 app,
                 mqtt,
                 stop=stop,
-                lease_keeper=keep_lease,
-                credentials_sync=(
-                    partial(_sync_credentials, primary, credentials_sink)
-                    if credentials_sink is not None
-                    else None
-                ),
+                background_tasks=[
+                    keep_lease,
+                    partial(
+                        keep_house,
+                        primary,
+                        HousekeepingOptions(
+                            interval_s=engine.housekeeping_interval_s,
+                            rollup_settle_s=engine.rollup_settle_s,
+                        ),
+                    ),
+                    *(
+                        [partial(_sync_credentials, primary, credentials_sink)]
+                        if credentials_sink is not None
+                        else []
+                    ),
+                ],
                 task_status=task_status,
             )
     finally:

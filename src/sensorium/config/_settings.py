@@ -149,6 +149,12 @@ class EngineSettings(_Section):
         default=50_000, ge=1, description="MQTT messages read but not yet committed, at most."
     )
     shutdown_timeout_s: float = Field(default=20.0, gt=0, description="Drain deadline on stop.")
+    housekeeping_interval_s: float = Field(
+        default=60.0, gt=0, description="How often minute rollups are folded and old ids pruned."
+    )
+    rollup_settle_s: float = Field(
+        default=120.0, ge=0, description="How long after a minute ends its rollups are folded."
+    )
     http_ack_timeout_s: float = Field(
         default=30.0, gt=0, description="How long an HTTP ingest waits for its commit."
     )

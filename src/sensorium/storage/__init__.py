@@ -31,6 +31,12 @@ from sensorium.storage._devices import (
     create_device,
     create_devices,
 )
+from sensorium.storage._housekeeping import (
+    HousekeepingOptions,
+    compact_rollups,
+    keep_house,
+    prune_batch_ids,
+)
 from sensorium.storage._lease import EngineLease, acquire_engine_lease
 from sensorium.storage._migrate import Migration, apply_migrations, available_migrations
 from sensorium.storage._probes import (
@@ -48,6 +54,7 @@ __all__ = [
     "DeviceDirectory",
     "DeviceEntry",
     "EngineLease",
+    "HousekeepingOptions",
     "MetricCatalog",
     "Migration",
     "NewDevice",
@@ -62,6 +69,7 @@ __all__ = [
     "available_migrations",
     "batch_committed",
     "broker_credentials",
+    "compact_rollups",
     "connect",
     "create_device",
     "create_devices",
@@ -71,10 +79,12 @@ __all__ = [
     "find_user_by_email",
     "hash_password",
     "hash_token",
+    "keep_house",
     "load_high_water_marks",
     "mosquitto_password_hash",
     "new_secret",
     "probe_server",
+    "prune_batch_ids",
     "replication_states",
     "verify_mosquitto_password",
     "verify_password",

@@ -1,5 +1,5 @@
-"""The writer's transaction: readings by binary COPY, high-water marks, minute rollups,
-dead letters and the batch id, committed together.
+"""The writer's transaction: readings and minute-rollup deltas by binary COPY,
+high-water marks, dead letters and the batch id, committed together.
 
 Rows are encoded straight into PostgreSQL's binary COPY format with one `struct.pack`
 each (no datetime objects, no per-value codec calls), which is what lets one Python
@@ -28,6 +28,20 @@ _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since 1970-01-01
 _ROW_WITH_SEQ = struct.Struct(">hiqidiiihiq")
 _ROW_NO_SEQ = struct.Struct(">hiqidiiihi")
 _COLUMNS = ("ts", "value", "device_key", "metric_id", "seq")
+# A minute-rollup delta: device_key, metric_id, bucket, count, sum, min, max, last_ts,
+# last_value
+_ROLLUP_ROW = struct.Struct(">hiiihiqiiidididiqid")
+_ROLLUP_COLUMNS = (
+    "device_key",
+    "metric_id",
+    "bucket",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "last_ts",
+    "last_value",
+)
 _MINUTE_US = 60_000_000
 
 
@@ -61,14 +75,16 @@ class ReadingBatch:
     def add_rows(self, rows: Iterable[tuple[int, int, int, float, int | None]]) -> None:
         """Encode rows ``(device_key, metric_id, ts_us, value, seq)`` and fold them into
         the high-water marks and minute rollups. The hot loop of the writer: names are
-        bound locally, and consecutive rows of one message share the day lookup."""
+        bound locally, and a run of rows of one device (a device actor's request, a
+        message's metrics) shares one high-water-mark update and one day lookup."""
         data = self.data
-        devices = self.devices
         rollups = self.rollups
         pack_seq = _ROW_WITH_SEQ.pack
         pack_no_seq = _ROW_NO_SEQ.pack
+        run_key = -1  # the device of the current run of rows
+        run_hwm = 0
+        run_count = 0
         last_ts = None
-        count = 0
         for device_key, metric_id, ts_us, value, seq in rows:
             if seq is None:
                 data += pack_no_seq(
@@ -78,14 +94,13 @@ class ReadingBatch:
                 data += pack_seq(
                     5, 8, ts_us - _PG_EPOCH_US, 8, value, 4, device_key, 2, metric_id, 8, seq
                 )
-            count += 1
-            device = devices.get(device_key)
-            if device is None:
-                devices[device_key] = [ts_us, 1]
-            else:
-                if ts_us > device[0]:
-                    device[0] = ts_us
-                device[1] += 1
+            if device_key != run_key:
+                if run_count:
+                    self._note_device(run_key, run_hwm, run_count)
+                run_key, run_hwm, run_count = device_key, ts_us, 0
+            elif ts_us > run_hwm:
+                run_hwm = ts_us
+            run_count += 1
             key = (device_key, metric_id, ts_us - ts_us % _MINUTE_US)
             rollup = rollups.get(key)
             if rollup is None:
@@ -103,7 +118,18 @@ class ReadingBatch:
             if ts_us != last_ts:
                 last_ts = ts_us
                 self.days.add(ts_us // 86_400_000_000)
-        self.count += count
+        if run_count:
+            self._note_device(run_key, run_hwm, run_count)
+
+    def _note_device(self, device_key: int, hwm_ts_us: int, readings: int) -> None:
+        self.count += readings
+        device = self.devices.get(device_key)
+        if device is None:
+            self.devices[device_key] = [hwm_ts_us, readings]
+        else:
+            if hwm_ts_us > device[0]:
+                device[0] = hwm_ts_us
+            device[1] += readings
 
 
 _UPSERT_INGEST = """
@@ -116,29 +142,50 @@ ON CONFLICT (device_key) DO UPDATE SET
     readings = d.readings + excluded.readings
 """
 
-_UPSERT_ROLLUPS = """
-INSERT INTO rollup_1m AS r (device_key, metric_id, bucket, count, sum, min, max, last_ts,
-                            last_value)
-SELECT k, m, timestamptz 'epoch' + b * interval '1 microsecond', c, s, lo, hi,
-       timestamptz 'epoch' + lt * interval '1 microsecond', lv
-FROM unnest($1::int4[], $2::int2[], $3::int8[], $4::int4[], $5::float8[], $6::float8[],
-            $7::float8[], $8::int8[], $9::float8[]) AS u(k, m, b, c, s, lo, hi, lt, lv)
-ON CONFLICT (device_key, metric_id, bucket) DO UPDATE SET
-    count = r.count + excluded.count,
-    sum = r.sum + excluded.sum,
-    min = least(r.min, excluded.min),
-    max = greatest(r.max, excluded.max),
-    last_value = CASE WHEN excluded.last_ts >= r.last_ts THEN excluded.last_value
-                      ELSE r.last_value END,
-    last_ts = greatest(r.last_ts, excluded.last_ts)
-"""
-
 _INSERT_DEAD = """
 INSERT INTO dead_letters (source, tenant_id, device_id, topic, reason, detail, payload,
                           payload_size)
 SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::bytea[], $8::int4[])
 """
+
+
+def rollup_deltas(batch: ReadingBatch) -> bytearray:
+    """The batch's minute rollups as binary COPY data: one delta row per (device,
+    metric, minute) it touched."""
+    data = bytearray(_HEADER)
+    pack = _ROLLUP_ROW.pack
+    for (device_key, metric_id, minute_us), (
+        count,
+        total,
+        low,
+        high,
+        last_ts,
+        last,
+    ) in batch.rollups.items():
+        data += pack(
+            9,
+            4,
+            device_key,
+            2,
+            metric_id,
+            8,
+            minute_us - _PG_EPOCH_US,
+            4,
+            int(count),
+            8,
+            total,
+            8,
+            low,
+            8,
+            high,
+            8,
+            int(last_ts) - _PG_EPOCH_US,
+            8,
+            last,
+        )
+    data += _TRAILER
+    return data
 
 
 def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
@@ -168,19 +215,11 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
                 [batch.devices[k][1] for k in keys],
                 timeout=timeout,
             )
-            rollup_keys = sorted(batch.rollups)
-            values = [batch.rollups[k] for k in rollup_keys]
-            await conn.execute(
-                _UPSERT_ROLLUPS,
-                [k[0] for k in rollup_keys],
-                [k[1] for k in rollup_keys],
-                [k[2] for k in rollup_keys],
-                [int(v[0]) for v in values],
-                [v[1] for v in values],
-                [v[2] for v in values],
-                [v[3] for v in values],
-                [int(v[4]) for v in values],
-                [v[5] for v in values],
+            await conn.copy_to_table(
+                "rollup_1m",
+                source=rollup_deltas(batch),
+                columns=_ROLLUP_COLUMNS,
+                format="binary",
                 timeout=timeout,
             )
         if batch.dead_letters:

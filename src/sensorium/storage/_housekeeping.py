@@ -1,0 +1,88 @@
+"""Housekeeping on the primary, off the ingest path: folding minute-rollup deltas and
+forgetting old batch ids.
+
+The writer appends one rollup delta per (device, metric, minute) a batch touched
+(migration 0004); reads aggregate them, so they are right at any moment. Folding the
+deltas of closed minutes into one row keeps those reads, and the table, small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from sensorium.logs import get_logger
+from sensorium.storage._bridge import Pool
+
+__all__ = ["HousekeepingOptions", "compact_rollups", "keep_house", "prune_batch_ids"]
+
+log = get_logger(__name__)
+
+# Up to `$2` (device, metric, minute) keys with unfolded deltas in minutes that ended
+# `$1` seconds ago or earlier: all their rows, folded or not, become one folded row.
+# A delta a batch commits meanwhile is not in this statement's snapshot: it stays
+# unfolded, for the next pass.
+_FOLD = """
+WITH keys AS (
+    SELECT DISTINCT device_key, metric_id, bucket FROM rollup_1m
+    WHERE NOT merged AND bucket < now() - interval '1 minute' - make_interval(secs => $1)
+    LIMIT $2
+), gone AS (
+    DELETE FROM rollup_1m r USING keys k
+    WHERE r.device_key = k.device_key AND r.metric_id = k.metric_id AND r.bucket = k.bucket
+    RETURNING r.*
+)
+INSERT INTO rollup_1m (device_key, metric_id, bucket, count, sum, min, max, last_ts,
+                       last_value, merged)
+SELECT device_key, metric_id, bucket, sum(count), sum(sum), min(min), max(max),
+       max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1], true
+FROM gone
+GROUP BY device_key, metric_id, bucket
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class HousekeepingOptions:
+    interval_s: float = 60.0
+    # Minutes are folded this long after they end: most late readings have arrived by
+    # then (any later one adds a delta that the next pass folds again).
+    rollup_settle_s: float = 120.0
+    fold_keys_per_pass: int = 50_000
+    # A batch id is looked up only when its COMMIT was lost, within seconds of it.
+    keep_batch_ids_s: float = 86_400.0
+
+
+async def compact_rollups(pool: Pool, *, settle_s: float, keys_per_pass: int) -> int:
+    """Fold every closed minute's deltas; returns how many keys were folded."""
+    folded = 0
+    while True:
+        status = await pool.execute(_FOLD, settle_s, keys_per_pass)
+        done = int(status.split()[-1])  # "INSERT 0 <n>"
+        folded += done
+        if done < keys_per_pass:
+            return folded
+
+
+async def prune_batch_ids(pool: Pool, *, keep_s: float) -> int:
+    status = await pool.execute(
+        "DELETE FROM ingest_batches WHERE committed_at < now() - make_interval(secs => $1)",
+        keep_s,
+    )
+    return int(status.split()[-1])
+
+
+async def keep_house(pool: Pool, options: HousekeepingOptions) -> None:
+    """Runs until cancelled; a failed pass (the primary away) is retried next time."""
+    while True:
+        try:
+            with trio.fail_after(max(options.interval_s, 30.0)):
+                folded = await compact_rollups(
+                    pool, settle_s=options.rollup_settle_s, keys_per_pass=options.fold_keys_per_pass
+                )
+                pruned = await prune_batch_ids(pool, keep_s=options.keep_batch_ids_s)
+            if folded or pruned:
+                log.info("housekeeping", rollup_keys_folded=folded, batch_ids_pruned=pruned)
+        except Exception as exc:
+            log.warning("housekeeping failed", error=f"{type(exc).__name__}: {exc}")
+        await trio.sleep(options.interval_s)
