@@ -336,62 +336,114 @@ def simulate(
     )
 
 
+def _sizes(text: str | None, option: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{option} takes whole numbers separated by commas, not {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"{option} needs at least one size, each at least 1")
+    return sizes
+
+
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Argument(help="ingest, writer, actors (query, alerts: later).")],
-    devices: Annotated[int, typer.Option(help="ingest: simulated devices.")] = 2000,
-    messages: Annotated[int, typer.Option(help="ingest: messages per device.")] = 20,
-    metrics: Annotated[int, typer.Option(help="ingest: readings per message.")] = 3,
+    suite: Annotated[
+        str, typer.Argument(help="ingest, writer, actors, scale (query, alerts: later).")
+    ],
+    devices: Annotated[int, typer.Option(help="ingest, writer: simulated devices.")] = 2000,
+    messages: Annotated[int, typer.Option(help="ingest, writer: messages per device.")] = 20,
+    metrics: Annotated[int, typer.Option(help="ingest, writer: readings per message.")] = 3,
     rate: Annotated[float, typer.Option(help="ingest: messages/s for the fleet; 0 = max.")] = 0,
     transport: Annotated[str, typer.Option(help="ingest: mqtt or http.")] = "mqtt",
     http_batch: Annotated[int, typer.Option(help="ingest over http: messages per request.")] = 10,
-    actors: Annotated[int, typer.Option(help="actors: how many device actors.")] = 10_000,
+    actors: Annotated[
+        str | None,
+        typer.Option(help="actors, scale: device actor counts, e.g. 10000,100000."),
+    ] = None,
+    scale_devices: Annotated[
+        str | None, typer.Option(help="scale: fleet sizes, e.g. 1000,10000.")
+    ] = None,
+    scale_metrics: Annotated[
+        str | None, typer.Option(help="scale: metrics per message, e.g. 1,3,10.")
+    ] = None,
+    point_messages: Annotated[
+        int, typer.Option(help="scale: messages published at each point.")
+    ] = 100_000,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="actors, scale: the large sizes (100k devices, 1M actors)."),
+    ] = False,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write every figure here.")
+    ] = None,
+    plot_file: Annotated[
+        Path | None,
+        typer.Option("--plot", help="ingest, writer, scale: draw the figures into this PNG."),
     ] = None,
 ) -> None:
     """Run a benchmark suite; every figure beside its baseline from the same run."""
     from sensorium.bench import (
+        FULL_SCALE,
         IngestBenchOptions,
-        measure_actor_memory,
+        ScaleOptions,
+        SuiteNotReady,
+        SuiteOptions,
         print_report,
-        run_ingest_bench,
-        run_writer_bench,
+        run_suite,
+        write_plot,
     )
     from sensorium.stack import raise_open_file_limit
 
+    if suite not in ("ingest", "writer", "actors", "scale", "query", "alerts"):
+        raise ConfigError(f"unknown bench suite {suite!r}: ingest, writer, actors, scale")
+    if transport not in ("mqtt", "http"):
+        raise ConfigError("--transport must be mqtt or http")
+    if plot_file is not None and suite not in ("ingest", "writer", "scale"):
+        raise ConfigError("--plot draws the ingest, writer and scale suites")
+    actor_sizes = _sizes(actors, "--actors")
+    scale: ScaleOptions | None = None
+    if suite == "scale":
+        preset = FULL_SCALE if full else ScaleOptions()
+        scale_fleets = _sizes(scale_devices, "--scale-devices") or preset.devices
+        scale = ScaleOptions(
+            devices=scale_fleets,
+            metrics=_sizes(scale_metrics, "--scale-metrics") or preset.metrics,
+            metrics_devices=min(scale_fleets),
+            messages_per_point=point_messages,
+            actors=actor_sizes or preset.actors,
+        )
     configure_logging(log_format="text", level="warning")
     raise_open_file_limit()
-    if suite == "ingest":
-        if transport not in ("mqtt", "http"):
-            raise ConfigError("--transport must be mqtt or http")
-        options = IngestBenchOptions(
+    options = SuiteOptions(
+        ingest=IngestBenchOptions(
             devices=devices,
             messages=messages,
             metrics=metrics,
             rate=rate or None,
             transport=transport,
             http_batch=http_batch,
-        )
-        report = run_async(lambda: run_ingest_bench(options, say=err.print))
-        report["actors"] = trio.run(lambda: measure_actor_memory(actors))
-    elif suite == "actors":
-        report = {"suite": "actors", "actors": trio.run(lambda: measure_actor_memory(actors))}
-    elif suite == "writer":
-        report = run_async(
-            lambda: run_writer_bench(
-                devices=devices, messages=messages, metrics=metrics, say=err.print
-            )
-        )
-    elif suite in ("query", "alerts"):
-        err.print(f"bench {suite}: not available yet (it comes with the {suite} work)")
-        raise typer.Exit(2)
-    else:
-        raise ConfigError(f"unknown bench suite {suite!r}: ingest, writer, actors")
+        ),
+        actors=actor_sizes,
+        full=full,
+        scale=scale,
+    )
+    try:
+        report = run_suite(suite, options, err)
+    except SuiteNotReady as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
     print_report(report, out)
     if json_file is not None:
         json_file.write_text(json.dumps(report, indent=2, default=str))
         err.print(f"wrote {json_file}")
+    if plot_file is not None:
+        write_plot(report, plot_file)
+        err.print(f"wrote {plot_file}")
 
 
 def main() -> None:

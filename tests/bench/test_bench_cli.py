@@ -44,12 +44,17 @@ def test_bench_ingest_reports_every_figure_beside_its_baselines(
         "5",
         "--actors",
         "200",
+        "--plot",
+        str(tmp_path / "ingest.png"),
     )
+    assert (tmp_path / "ingest.png").read_bytes().startswith(b"\x89PNG\r\n")
     engine = report["engine"]
     assert engine["readings_stored"] == engine["readings_expected"] == 20 * 5 * 3
     expected_baselines = {"psql_copy", "asyncpg_copy", "asyncpg_copy_batched", "naive_insert"}
     if transport == "mqtt":
-        expected_baselines.add("broker_only")
+        expected_baselines |= {"broker_only", "paho_copy"}
+        # The afternoon script stored every reading too (it is measured on them all).
+        assert report["baselines"]["paho_copy"]["rows"] == 20 * 5 * 3
     assert set(report["baselines"]) == expected_baselines
     for name, baseline in report["baselines"].items():
         assert baseline["rows_per_s"] > 0, name
@@ -63,6 +68,11 @@ def test_bench_ingest_reports_every_figure_beside_its_baselines(
         "load_generator",
     }
     assert report["machine"]["cores"] >= 1
+    assert "PostgreSQL" in report["machine"]["postgresql"]
+    # The timeline ends with every reading published and committed.
+    last = engine["timeline"][-1]
+    assert last[1] == last[2] == 20 * 5 * 3
+    assert engine["latency_samples_s"] and min(engine["latency_samples_s"]) >= 0
     assert report["actors"]["actors"] == 200
     assert "engine end to end" in result.stdout
 
@@ -77,9 +87,65 @@ def test_bench_suites_not_there_yet_exit_2() -> None:
 
 
 def test_bench_writer_reports_the_writer_beside_asyncpg(tmp_path: Path) -> None:
-    result, report = _bench(tmp_path, "writer", "--devices", "50", "--messages", "10")
+    result, report = _bench(
+        tmp_path, "writer", "--devices", "50", "--messages", "10", "--plot", str(tmp_path / "w.png")
+    )
+    assert (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG\r\n")
     assert report["writer_alone"]["rows"] == 50 * 10 * 3
     assert len(report["writer_alone"]["runs"]) == 3
     assert set(report["baselines"]) == {"asyncpg_copy", "asyncpg_copy_batched"}
     assert all(ratio > 0 for ratio in report["ratios"].values())
     assert "the engine's writer" in result.stdout
+
+
+def test_bench_scale_draws_curves_over_devices_metrics_and_actors(tmp_path: Path) -> None:
+    result, report = _bench(
+        tmp_path,
+        "scale",
+        "--scale-devices",
+        "10,30",
+        "--scale-metrics",
+        "1,3",
+        "--point-messages",
+        "90",
+        "--actors",
+        "50,150",
+        "--plot",
+        str(tmp_path / "scale.png"),
+    )
+    assert (tmp_path / "scale.png").read_bytes().startswith(b"\x89PNG\r\n")
+    curves = report["curves"]
+    assert [p["x"] for p in curves["devices"]] == [10, 30]
+    assert [p["x"] for p in curves["metrics"]] == [1, 3]
+    for point in curves["devices"] + curves["metrics"]:
+        assert point["exact"], point
+        assert point["engine_readings_per_s"] > 0
+        assert point["broker_only_readings_per_s"] > 0
+        assert point["paho_copy_readings_per_s"] > 0
+        assert point["source_addresses"] == 1
+    # 90 messages a point: 9 each from 10 devices, 3 each from 30.
+    assert [p["messages_per_device"] for p in curves["devices"]] == [9, 3]
+    assert [m["actors"] for m in curves["actors"]] == [50, 150]
+    assert "throughput against devices" in result.stdout
+
+
+def test_bench_actors_measures_each_size(tmp_path: Path) -> None:
+    result, report = _bench(tmp_path, "actors", "--actors", "100,200")
+    assert "device actors: memory" in result.stdout
+    assert [size["actors"] for size in report["sizes"]] == [100, 200]
+    for size in report["sizes"]:
+        assert size["passivated"] == size["actors"]
+        assert 0 < size["passivated_bytes_per_actor"] < size["live_bytes_per_actor"]
+
+
+def test_bench_rejects_a_plot_it_cannot_draw_and_bad_sizes() -> None:
+    for args, message in (
+        (["actors", "--plot", "x.png"], "--plot"),
+        (["scale", "--actors", "ten"], "--actors"),
+        (["nonsense"], "unknown bench suite"),
+    ):
+        result = subprocess.run(
+            [*SENSORIUM, "bench", *args], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 2, args
+        assert message in result.stderr, result.stderr

@@ -10,14 +10,21 @@ from sensorium.bench._loadgen import (
     run_http_load,
     run_mqtt_load,
 )
+from sensorium.bench._plot import write_plot
 from sensorium.bench._provision import provision_devices, simulate_forever, wait_for_broker_login
 from sensorium.bench._report import print_report
+from sensorium.bench._scale import FULL_SCALE, ScaleOptions, run_scale_bench
+from sensorium.bench._suites import SuiteNotReady, SuiteOptions, run_suite
 from sensorium.bench._writer_suite import run_writer_bench
 
 __all__ = [
+    "FULL_SCALE",
     "DeviceCredentials",
     "IngestBenchOptions",
     "LoadResult",
+    "ScaleOptions",
+    "SuiteNotReady",
+    "SuiteOptions",
     "expected_sum",
     "measure_actor_memory",
     "message_payload",
@@ -26,7 +33,10 @@ __all__ = [
     "run_http_load",
     "run_ingest_bench",
     "run_mqtt_load",
+    "run_scale_bench",
+    "run_suite",
     "run_writer_bench",
     "simulate_forever",
     "wait_for_broker_login",
+    "write_plot",
 ]

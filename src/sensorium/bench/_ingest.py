@@ -18,10 +18,13 @@ baselines run on the same rows in the same run.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import os
 import platform
+import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +43,14 @@ from sensorium.bench._loadgen import (
     run_http_load,
     run_mqtt_load,
 )
+from sensorium.bench._paho_copy import run_paho_copy
 from sensorium.bench._provision import provision_devices, wait_for_broker_login
 from sensorium.bench._stack import BenchStack
 from sensorium.storage import connect
 
-__all__ = ["IngestBenchOptions", "run_ingest_bench"]
+__all__ = ["IngestBenchOptions", "IngestSession", "Progress", "machine_facts", "run_ingest_bench"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,13 @@ class IngestBenchOptions:
     http_batch: int = 10  # messages per HTTP request
     http_concurrency: int = 64
     engine_env: dict[str, str] = field(default_factory=dict)
+    # The SQL baselines and the writer's rounds (the scaling suite leaves them out and
+    # keeps broker-only and paho + COPY, which depend on the fleet).
+    sql_baselines: bool = True
+
+
+# Called while the engine runs with (readings committed, readings expected).
+Progress = Callable[[float, float], None]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -94,6 +107,7 @@ async def _engine_run(
     options: IngestBenchOptions,
     start_ts_ms: int,
     pids: dict[str, int | None],
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     expected = len(fleet) * options.messages * options.metrics
     async with httpx.AsyncClient(timeout=10) as client:
@@ -112,6 +126,8 @@ async def _engine_run(
                     await _metric(client, stack.http_url, "sensorium_readings_written_total") - base
                 )
                 commit_curve.append((time.perf_counter(), written))
+                if progress is not None:
+                    progress(written, expected)
                 if written >= expected:
                     done.set()
                     return
@@ -164,15 +180,33 @@ async def _engine_run(
         "load_generator_cores": cpu["load_generator"] / seconds if seconds else 0.0,
         "cpu_window_seconds": finished - started,
         "latency_s": _latencies(sent_curve, commit_curve, options.metrics),
+        "latency_samples_s": _latency_samples(sent_curve, commit_curve, options.metrics),
+        "source_addresses": result.source_addresses,
+        # (seconds since the first publish, readings published, readings committed)
+        "timeline": _timeline(sent_curve, commit_curve, options.metrics, result.first_send),
     }
 
 
-def _latencies(
+def _timeline(
+    sent: list[tuple[float, int]],
+    committed: list[tuple[float, float]],
+    metrics: int,
+    origin: float | None,
+) -> list[tuple[float, int, float]]:
+    if not sent or origin is None:
+        return []
+    step = max(1, len(sent) // 2000)  # at most ~2,000 points in the JSON
+    return [
+        (round(s_when - origin, 3), s_count * metrics, c_count)
+        for (s_when, s_count), (_, c_count) in list(zip(sent, committed, strict=False))[::step]
+    ]
+
+
+def _latency_samples(
     sent: list[tuple[float, int]], committed: list[tuple[float, float]], metrics: int
-) -> dict[str, float]:
-    """Publish-to-commit latency from the two progress curves (see the module doc)."""
-    if not sent or not committed:
-        return {}
+) -> list[float]:
+    """Publish-to-commit latency from the two progress curves (see the module doc), one
+    sample per point of the commit curve."""
     sent_counts = [count for _, count in sent]
     latencies = []
     for when, readings in committed[1:]:
@@ -181,7 +215,16 @@ def _latencies(
             continue
         index = bisect.bisect_left(sent_counts, k)
         if index < len(sent):
-            latencies.append(max(0.0, when - sent[index][0]))
+            latencies.append(round(max(0.0, when - sent[index][0]), 4))
+    return latencies
+
+
+def _latencies(
+    sent: list[tuple[float, int]], committed: list[tuple[float, float]], metrics: int
+) -> dict[str, float]:
+    if not sent or not committed:
+        return {}
+    latencies = _latency_samples(sent, committed, metrics)
     return {
         "p50": _percentile(latencies, 0.5),
         "p95": _percentile(latencies, 0.95),
@@ -190,56 +233,82 @@ def _latencies(
     }
 
 
-async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> dict[str, Any]:
-    stack = BenchStack.create(options.engine_env)
-    say(f"starting a fresh stack in {stack.state_dir}")
-    stack.up()
-    try:
-        status = stack.status()
-        pids = {c["name"]: c["pid"] for c in status["components"]}
-        component_pids = {
-            "engine": pids.get("engine"),
-            "postgresql_primary": pids.get("primary"),
-            "postgresql_replicas": None,
-            "broker": pids.get("mqtt"),
-        }
-        replica_pids = [pids.get("replica-1"), pids.get("replica-2")]
-        say(f"provisioning {options.devices} devices")
-        fleet = await provision_devices(stack.primary_url, options.devices, prefix="bench")
+@dataclass
+class IngestSession:
+    """One fresh stack for one or more ingest runs (the scaling suite runs several)."""
+
+    stack: BenchStack
+    pids: dict[str, int | None]
+    replica_pids: list[int | None]
+    say: Any
+
+    @classmethod
+    def start(cls, engine_env: dict[str, str], *, say: Any) -> IngestSession:
+        stack = BenchStack.create(engine_env)
+        say(f"starting a fresh stack in {stack.state_dir}")
+        stack.up()
+        try:
+            pids = {c["name"]: c["pid"] for c in stack.status()["components"]}
+        except BaseException:
+            stack.down()
+            raise
+        return cls(
+            stack,
+            {
+                "engine": pids.get("engine"),
+                "postgresql_primary": pids.get("primary"),
+                "broker": pids.get("mqtt"),
+            },
+            [pids.get("replica-1"), pids.get("replica-2")],
+            say,
+        )
+
+    async def provision(self, devices: int, *, prefix: str = "bench") -> list[DeviceCredentials]:
+        self.say(f"provisioning {devices} devices")
+        return await provision_devices(self.stack.primary_url, devices, prefix=prefix)
+
+    async def measure(
+        self,
+        fleet: list[DeviceCredentials],
+        options: IngestBenchOptions,
+        *,
+        start_ts_ms: int,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """One engine run of ``fleet`` (each device ``options.messages`` messages from
+        ``start_ts_ms``, one a second) and its baselines on the same fleet and rows."""
+        stack, say = self.stack, self.say
         if options.transport == "mqtt":
             await wait_for_broker_login(fleet[-1], host="127.0.0.1", port=stack.ports["mqtt"])
-        start_ts_ms = int(time.time() * 1000) - options.messages * 1000 - 60_000
         say(
-            f"publishing {options.devices * options.messages} messages "
-            f"({options.devices * options.messages * options.metrics} readings)"
+            f"publishing {len(fleet) * options.messages} messages "
+            f"({len(fleet) * options.messages * options.metrics} readings)"
         )
-        pids_for_cpu = {k: v for k, v in component_pids.items() if k != "postgresql_replicas"}
-        replica_before = sum(tree_cpu_seconds(p) for p in replica_pids)
-        engine = await _engine_run(stack, fleet, options, start_ts_ms, pids_for_cpu)
+        replica_before = sum(tree_cpu_seconds(p) for p in self.replica_pids)
+        engine = await _engine_run(stack, fleet, options, start_ts_ms, self.pids, progress)
         engine["cpu_seconds"]["postgresql_replicas"] = (
-            sum(tree_cpu_seconds(p) for p in replica_pids) - replica_before
+            sum(tree_cpu_seconds(p) for p in self.replica_pids) - replica_before
         )
         conn = await connect(stack.primary_url)
         try:
-            stored = await conn.fetchval(
+            ids = [d.id for d in fleet]
+            engine["readings_stored"] = await conn.fetchval(
                 "SELECT count(*) FROM readings r JOIN devices d ON d.key = r.device_key "
-                "WHERE d.id = ANY($1)",
-                [d.id for d in fleet],
+                "WHERE d.id = ANY($1) AND r.ts >= $2",
+                ids,
+                _EPOCH + dt.timedelta(milliseconds=start_ts_ms),
             )
-            keys = [
-                r["key"]
-                for r in await conn.fetch(
-                    "SELECT key FROM devices WHERE id = ANY($1) ORDER BY key", [d.id for d in fleet]
-                )
-            ]
-            id_rows = await conn.fetch("SELECT id, name FROM metrics")
+            key_of = {
+                r["id"]: r["key"]
+                for r in await conn.fetch("SELECT id, key FROM devices WHERE id = ANY($1)", ids)
+            }
+            by_name = {r["name"]: r["id"] for r in await conn.fetch("SELECT id, name FROM metrics")}
         finally:
             await conn.close()
-        engine["readings_stored"] = stored
-        baselines_extra: dict[str, dict[str, float]] = {}
+        baselines: dict[str, dict[str, Any]] = {}
         if options.transport == "mqtt":
-            say("broker-only baseline: the same devices and frames, a bare subscriber")
             secrets = stack.secrets()
+            say("broker-only baseline: the same devices and frames, a bare subscriber")
             broker_only = await run_broker_only(
                 fleet,
                 port=stack.ports["mqtt"],
@@ -248,61 +317,93 @@ async def run_ingest_bench(options: IngestBenchOptions, *, say: Any = print) -> 
                 messages=options.messages,
                 metrics=options.metrics,
             )
-            baselines_extra = {
-                "broker_only": {
-                    "rows": broker_only["messages"] * options.metrics,
-                    "seconds": broker_only["seconds"],
-                    "rows_per_s": broker_only["readings_per_s"],
-                    "messages_per_s": broker_only["messages_per_s"],
-                }
+            baselines["broker_only"] = {
+                "rows": broker_only["messages"] * options.metrics,
+                "seconds": broker_only["seconds"],
+                "rows_per_s": broker_only["readings_per_s"],
+                "messages_per_s": broker_only["messages_per_s"],
             }
-        by_name = {r["name"]: r["id"] for r in id_rows}
-        metric_ids = [by_name[METRICS[m]] for m in range(options.metrics)]
-        rows = _rows(keys, metric_ids, options, start_ts_ms)
-        say("baselines on the same rows")
-        with tempfile.TemporaryDirectory() as workdir:
-            os.chmod(workdir, 0o755)
-            baselines = await sql_baselines(stack.primary_url, rows, options.naive_rows, workdir)
-        say("the writer alone against asyncpg copy_records_to_table, 3 rounds")
-        writer, copies = await writer_rounds(stack.primary_url, rows)
-        baselines.update(copies)
-    finally:
-        stack.down()
-    rate = engine["readings_per_s"]
+            say("paho + COPY baseline: the same devices and frames, an afternoon's script")
+            baselines["paho_copy"] = await run_paho_copy(
+                fleet,
+                url=stack.primary_url,
+                port=stack.ports["mqtt"],
+                engine_user=secrets["mqtt_engine_user"],
+                engine_password=secrets["mqtt_engine_password"],
+                device_keys=key_of,
+                metric_ids=by_name,
+                messages=options.messages,
+                metrics=options.metrics,
+            )
+        writer: dict[str, Any] | None = None
+        if options.sql_baselines:
+            keys = [key_of[d.id] for d in fleet]  # in fleet order: the load's device index
+            metric_ids = [by_name[METRICS[m]] for m in range(options.metrics)]
+            rows = _rows(keys, metric_ids, options, start_ts_ms)
+            say("baselines on the same rows")
+            with tempfile.TemporaryDirectory() as workdir:
+                os.chmod(workdir, 0o755)
+                baselines.update(
+                    await sql_baselines(stack.primary_url, rows, options.naive_rows, workdir)
+                )
+            say("the writer alone against asyncpg copy_records_to_table, 3 rounds")
+            writer, copies = await writer_rounds(stack.primary_url, rows)
+            baselines.update(copies)
+        rate = engine["readings_per_s"]
+        ratios = {
+            f"engine_vs_{name}": rate / figures["rows_per_s"] for name, figures in baselines.items()
+        }
+        if writer is not None:
+            for name in ("asyncpg_copy", "asyncpg_copy_batched"):
+                ratios[f"writer_vs_{name}"] = writer["rows_per_s"] / baselines[name]["rows_per_s"]
+        return {
+            "options": {
+                "devices": len(fleet),
+                "metrics": options.metrics,
+                "messages_per_device": options.messages,
+                "rate": options.rate or "max",
+                "qos": 1 if options.transport == "mqtt" else None,
+                "transport": options.transport,
+                "http_batch": options.http_batch if options.transport == "http" else None,
+            },
+            "engine": engine,
+            "baselines": baselines,
+            **({"writer_alone": writer} if writer is not None else {}),
+            "ratios": ratios,
+        }
+
+    def stop(self) -> None:
+        self.stack.down()
+
+
+def machine_facts() -> dict[str, Any]:
     return {
-        "suite": "ingest",
-        "options": {
-            "devices": options.devices,
-            "metrics": options.metrics,
-            "messages_per_device": options.messages,
-            "rate": options.rate or "max",
-            "qos": 1 if options.transport == "mqtt" else None,
-            "transport": options.transport,
-            "http_batch": options.http_batch if options.transport == "http" else None,
-        },
-        "engine": engine,
-        "baselines": {**baselines, **baselines_extra},
-        "writer_alone": writer,
-        "ratios": {
-            "engine_vs_psql_copy": rate / baselines["psql_copy"]["rows_per_s"],
-            "engine_vs_asyncpg_copy": rate / baselines["asyncpg_copy"]["rows_per_s"],
-            "engine_vs_naive_insert": rate / baselines["naive_insert"]["rows_per_s"],
-            **(
-                {"engine_vs_broker_only": rate / baselines_extra["broker_only"]["rows_per_s"]}
-                if baselines_extra
-                else {}
-            ),
-            "writer_vs_asyncpg_copy_batched": (
-                writer["rows_per_s"] / baselines["asyncpg_copy_batched"]["rows_per_s"]
-            ),
-            "writer_vs_asyncpg_copy": (
-                writer["rows_per_s"] / baselines["asyncpg_copy"]["rows_per_s"]
-            ),
-        },
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "sensorium": __version__,
-            "platform": platform.platform(),
-        },
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "sensorium": __version__,
+        "platform": platform.platform(),
+        "postgresql": _version_of(["postgres", "--version"]),
+        "mosquitto": _version_of(["mosquitto", "-h"]),
     }
+
+
+def _version_of(command: list[str]) -> str | None:
+    try:
+        found = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return None
+    lines = (found.stdout or found.stderr).splitlines()
+    return lines[0].strip() if lines else None
+
+
+async def run_ingest_bench(
+    options: IngestBenchOptions, *, say: Any = print, progress: Progress | None = None
+) -> dict[str, Any]:
+    session = IngestSession.start(options.engine_env, say=say)
+    try:
+        fleet = await session.provision(options.devices)
+        start_ts_ms = int(time.time() * 1000) - options.messages * 1000 - 60_000
+        point = await session.measure(fleet, options, start_ts_ms=start_ts_ms, progress=progress)
+    finally:
+        session.stop()
+    return {"suite": "ingest", **point, "machine": machine_facts()}

@@ -39,6 +39,7 @@ __all__ = [
     "run_mqtt_load",
 ]
 
+CONNECTIONS_PER_ADDRESS = 20_000
 METRICS = ("temperature", "humidity", "pressure", "battery", "power", "energy")
 
 
@@ -58,6 +59,7 @@ class LoadResult:
     failures: int = 0
     http_status: dict[int, int] = field(default_factory=dict)
     sent: int = 0  # messages written to sockets so far (a bench samples it while running)
+    source_addresses: int = 1  # loopback addresses the connections came from
     first_send: float | None = None  # time.perf_counter() of the first message written
 
 
@@ -97,9 +99,10 @@ async def _mqtt_device(
     start_at: float,
     result: LoadResult,
     ready: trio.Semaphore,
+    local_address: str | None,
 ) -> None:
     async with ready:
-        stream = await trio.open_tcp_stream(host, port)
+        stream = await trio.open_tcp_stream(host, port, local_address=local_address)
         await stream.send_all(
             encode_connect(
                 f"sim-{credentials.id}", username=credentials.id, password=credentials.token
@@ -184,6 +187,10 @@ async def run_mqtt_load(
     result.readings = result.messages * metrics
     result.value_sum = expected_sum(len(devices), messages, metrics)
     ready = trio.Semaphore(connect_concurrency)
+    # One source address has ~28,000 ephemeral ports toward one server port: past
+    # that, connections come from further loopback addresses (127.0.0.2, ...).
+    spread = host.startswith("127.") and len(devices) > CONNECTIONS_PER_ADDRESS
+    result.source_addresses = (len(devices) - 1) // CONNECTIONS_PER_ADDRESS + 1 if spread else 1
     started = time.monotonic()
     start_at = trio.current_time() + 0.5
     async with trio.open_nursery() as nursery:
@@ -200,6 +207,9 @@ async def run_mqtt_load(
                     start_at=start_at,
                     result=result,
                     ready=ready,
+                    local_address=(
+                        f"127.0.0.{2 + d // CONNECTIONS_PER_ADDRESS}" if spread else None
+                    ),
                 )
             )
     result.seconds = time.monotonic() - started

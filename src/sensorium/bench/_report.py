@@ -38,6 +38,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         )
         for name, label in (
             ("broker_only", "broker only: same frames, bare subscriber"),
+            ("paho_copy", "paho + batched COPY script (acks before storing)"),
             ("psql_copy", "psql \\copy of the same rows"),
             ("asyncpg_copy", "asyncpg copy_records_to_table, one transaction"),
             ("asyncpg_copy_batched", "asyncpg COPY into readings, 20k-row commits"),
@@ -117,10 +118,66 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 f"{writer['rows_per_s'] / base['rows_per_s']:.2f}",
             )
         console.print(table)
-    if "actors" in report:
+    if report.get("suite") == "scale":
+        _print_scale(report, console)
+    if "sizes" in report:
+        _print_actor_sizes(report["sizes"], console)
+    elif "actors" in report:
         actors = report["actors"]
         console.print(
             f"device actors: {actors['actors']} spawned in {actors['spawn_seconds']:.2f} s; "
             f"live {actors['live_bytes_per_actor']:.0f} B each, passivated "
             f"{actors['passivated_bytes_per_actor']:.0f} B each"
         )
+
+
+def _print_scale(report: dict[str, Any], console: Console) -> None:
+    for key, label in (("devices", "devices"), ("metrics", "metrics per message")):
+        table = Table(title=f"throughput against {label} (QoS 1, PUBACK after commit)")
+        for column in (
+            label,
+            "devices",
+            "msgs/device",
+            "engine readings/s",
+            "broker only",
+            "engine/broker",
+            "paho + COPY",
+            "engine/paho",
+            "engine us/msg",
+            "loadgen cores",
+            "addresses",
+            "exact",
+        ):
+            table.add_column(column, justify="right")
+        for point in report["curves"][key]:
+            table.add_row(
+                str(point["x"]),
+                str(point["devices"]),
+                str(point["messages_per_device"]),
+                _rate(point["engine_readings_per_s"]),
+                _rate(point["broker_only_readings_per_s"]),
+                f"{point['engine_vs_broker_only']:.2f}",
+                _rate(point["paho_copy_readings_per_s"]),
+                f"{point['engine_vs_paho_copy']:.2f}",
+                f"{point['engine_cpu_us_per_message']:.0f}",
+                f"{point['load_generator_cores']:.2f}",
+                str(point["source_addresses"]),
+                "yes" if point["exact"] else "NO",
+            )
+        console.print(table, width=max(console.width, 150))  # wide: rather wrap than cut
+    _print_actor_sizes(report["curves"]["actors"], console)
+
+
+def _print_actor_sizes(sizes: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title="device actors: memory (tracemalloc) and spawn time")
+    for column in ("actors", "spawn s", "live B/actor", "passivated B/actor", "live MiB"):
+        table.add_column(column, justify="right")
+    for size in sizes:
+        table.add_row(
+            f"{size['actors']:,}",
+            f"{size['spawn_seconds']:.2f}",
+            f"{size['live_bytes_per_actor']:,.0f}",
+            f"{size['passivated_bytes_per_actor']:,.0f}",
+            f"{size['live_bytes_per_actor'] * size['actors'] / 2**20:,.0f}",
+        )
+    console.print(table)

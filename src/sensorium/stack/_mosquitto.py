@@ -144,9 +144,11 @@ class MosquittoBroker:
             self.acl_file,
             f"user {engine_user}\n"
             "topic read devices/+/telemetry\n"
-            # The bench's broker-only baseline: devices publish under .../bench, which
-            # the engine does not subscribe to, and a bare subscriber reads it.
+            # The bench's baselines: devices publish under .../bench (broker only) and
+            # .../paho (paho + COPY), which the engine does not subscribe to, and a
+            # bare subscriber or the paho script reads them.
             "topic read devices/+/bench\n"
+            "topic read devices/+/paho\n"
             "topic read $SYS/#\n"
             "\n"
             "pattern write devices/%u/#\n",
