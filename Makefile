@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint types unit system-packages bench clean
+.PHONY: up test lint types unit system-packages bench bench-full clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +29,17 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# The default set (under 10 minutes here); `make bench-full` adds the large sizes.
 bench: $(STAMP) system-packages
 	mkdir -p bench-results
-	$(BIN)/sensorium bench ingest --devices 10000 --messages 10 --json bench-results/ingest-10k.json
-	$(BIN)/sensorium bench ingest --devices 1000 --messages 100 --json bench-results/ingest-1k.json
-	$(BIN)/sensorium bench ingest --transport http --devices 1000 --messages 50 --json bench-results/ingest-http-1k.json
-	$(BIN)/sensorium bench writer --devices 10000 --messages 10 --json bench-results/writer-10k.json
+	$(BIN)/sensorium bench ingest --devices 10000 --messages 10 --json bench-results/ingest-10k.json --plot bench-results/ingest-10k.png
+	$(BIN)/sensorium bench ingest --transport http --devices 1000 --messages 50 --json bench-results/ingest-http-1k.json --plot bench-results/ingest-http-1k.png
+	$(BIN)/sensorium bench writer --devices 10000 --messages 10 --json bench-results/writer-10k.json --plot bench-results/writer-10k.png
+	$(BIN)/sensorium bench scale --json bench-results/scale.json --plot bench-results/scale.png
+
+bench-full: $(STAMP) system-packages
+	mkdir -p bench-results
+	$(BIN)/sensorium bench scale --full --json bench-results/scale-full.json --plot bench-results/scale-full.png
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -119,9 +119,14 @@ async def _engine_run(
         result = LoadResult(devices=len(fleet), messages=0, readings=0, value_sum=0.0, seconds=0)
         done = trio.Event()
 
-        async def sample() -> None:
+        async def sample_sent() -> None:
+            # Often: the latency estimate is only as fine as this curve.
             while not done.is_set():
                 sent_curve.append((time.perf_counter(), result.sent))
+                await trio.sleep(0.01)
+
+        async def sample() -> None:
+            while not done.is_set():
                 written = (
                     await _metric(client, stack.http_url, "sensorium_readings_written_total") - base
                 )
@@ -135,6 +140,7 @@ async def _engine_run(
 
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(sample_sent)
             nursery.start_soon(sample)
             if options.transport == "http":
                 await run_http_load(
@@ -195,11 +201,14 @@ def _timeline(
 ) -> list[tuple[float, int, float]]:
     if not sent or origin is None:
         return []
-    step = max(1, len(sent) // 2000)  # at most ~2,000 points in the JSON
-    return [
-        (round(s_when - origin, 3), s_count * metrics, c_count)
-        for (s_when, s_count), (_, c_count) in list(zip(sent, committed, strict=False))[::step]
-    ]
+    sent_times = [when for when, _ in sent]
+    step = max(1, len(committed) // 2000)  # at most ~2,000 points in the JSON
+    timeline = []
+    for when, count in committed[::step]:
+        index = bisect.bisect_right(sent_times, when) - 1
+        published = sent[index][1] * metrics if index >= 0 else 0
+        timeline.append((round(when - origin, 3), published, count))
+    return timeline
 
 
 def _latency_samples(

@@ -24,7 +24,8 @@ __all__ = ["write_plot"]
 
 
 def _rates(timeline: list[list[float]], column: int) -> tuple[list[float], list[float]]:
-    """Per-second rates of a cumulative column, over windows of ~0.25 s."""
+    """Per-second rates of a cumulative column, over windows of ~1 s (commits come in
+    batches: shorter windows show the batches, not the rate)."""
     times: list[float] = []
     rates: list[float] = []
     last_t, last_v = None, None
@@ -33,7 +34,7 @@ def _rates(timeline: list[list[float]], column: int) -> tuple[list[float], list[
         if last_t is None or last_v is None:
             last_t, last_v = t, v
             continue
-        if t - last_t >= 0.25:
+        if t - last_t >= 1.0:
             times.append(t)
             rates.append((v - last_v) / (t - last_t))
             last_t, last_v = t, v
@@ -45,10 +46,15 @@ def _throughput(ax: Axes, point: dict[str, Any], title: str) -> None:
     for column, label in ((1, "published"), (2, "committed")):
         times, rates = _rates(timeline, column)
         ax.plot(times, rates, label=f"readings {label}/s")
-    for name, label in (("broker_only", "broker only"), ("paho_copy", "paho + COPY")):
+    for name, label, color in (
+        ("broker_only", "broker only", "tab:green"),
+        ("paho_copy", "paho + COPY", "tab:red"),
+    ):
         baseline = point["baselines"].get(name)
         if baseline:
-            ax.axhline(baseline["rows_per_s"], linestyle="--", linewidth=1, label=label)
+            ax.axhline(
+                baseline["rows_per_s"], color=color, linestyle="--", linewidth=1, label=label
+            )
     ax.axhline(
         point["engine"]["readings_per_s"], color="black", linewidth=1, label="engine, whole run"
     )

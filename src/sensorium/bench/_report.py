@@ -169,8 +169,16 @@ def _print_scale(report: dict[str, Any], console: Console) -> None:
 
 
 def _print_actor_sizes(sizes: list[dict[str, Any]], console: Console) -> None:
-    table = Table(title="device actors: memory (tracemalloc) and spawn time")
-    for column in ("actors", "spawn s", "live B/actor", "passivated B/actor", "live MiB"):
+    table = Table(title="device actors: memory and spawn time")
+    for column in (
+        "actors",
+        "spawn s",
+        "live B/actor",
+        "passivated B/actor",
+        "live MiB",
+        "measured by",
+        "RSS growth B/actor, live",
+    ):
         table.add_column(column, justify="right")
     for size in sizes:
         table.add_row(
@@ -179,5 +187,7 @@ def _print_actor_sizes(sizes: list[dict[str, Any]], console: Console) -> None:
             f"{size['live_bytes_per_actor']:,.0f}",
             f"{size['passivated_bytes_per_actor']:,.0f}",
             f"{size['live_bytes_per_actor'] * size['actors'] / 2**20:,.0f}",
+            size.get("method", "tracemalloc"),
+            f"{size.get('live_rss_bytes_per_actor', 0):,.0f}",
         )
     console.print(table)

@@ -173,12 +173,22 @@ class ActorRegistry(Generic[K, M, S]):
             cell.busy = False
             cell.last_active = trio.current_time()
 
+    @property
+    def idle_timeout_s(self) -> float:
+        return self._idle_timeout_s
+
+    @idle_timeout_s.setter
+    def idle_timeout_s(self, seconds: float) -> None:
+        """Takes effect at the sweeper's next pass (within 5 s)."""
+        if seconds <= 0:
+            raise ValueError("the idle timeout must be positive")
+        self._idle_timeout_s = seconds
+
     async def _sweep_idle(self) -> None:
         """Passivate actors idle for ``idle_timeout_s``: one task looks at every actor a
         few times per timeout, instead of each actor arming a timeout per message."""
-        period = min(max(self._idle_timeout_s / 4, 0.01), 5.0)
         while True:
-            await trio.sleep(period)
+            await trio.sleep(min(max(self._idle_timeout_s / 4, 0.01), 5.0))
             if self._closing:
                 return
             now = trio.current_time()
