@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -23,4 +24,5 @@ def stack() -> Iterator[StackHandle]:
         handle.up()
         yield handle
     finally:
-        handle.down("--purge")
+        # SENSORIUM_TEST_KEEP_STATE=1 keeps the state folder (logs) for a post-mortem.
+        handle.down(*(() if os.environ.get("SENSORIUM_TEST_KEEP_STATE") else ("--purge",)))

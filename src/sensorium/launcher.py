@@ -17,10 +17,12 @@ from functools import partial
 
 import trio
 import trio_asyncio
+from pydantic import SecretStr
 
 from sensorium.bench import simulate_forever
 from sensorium.config import Settings
 from sensorium.errors import ConfigError
+from sensorium.http import AccessTokens
 from sensorium.logs import get_logger
 from sensorium.service import CredentialsSink, Endpoints, serve
 from sensorium.stack import (
@@ -89,6 +91,14 @@ async def run_up(
                     }
                 )
             secrets = stack.secrets()
+            if settings.auth.jwt_algorithm == "HS256" and settings.auth.jwt_secret is None:
+                settings = settings.model_copy(
+                    update={
+                        "auth": settings.auth.model_copy(
+                            update={"jwt_secret": SecretStr(secrets.jwt_secret)}
+                        )
+                    }
+                )
             urls = stack.urls(secrets)
             await trio.to_thread.run_sync(stack.start_primary)
             await bootstrap_database(stack.primary, secrets)
@@ -218,6 +228,7 @@ async def run_external(settings: Settings, *, migrate: bool = True) -> None:
             "invalid setting database.primary_url (SENSORIUM_DATABASE__PRIMARY_URL): "
             "required by `sensorium run`"
         )
+    AccessTokens(settings.auth)  # the token keys are set and readable, before anything starts
     mqtt = settings.mqtt
     tls_context = None
     if mqtt.tls:

@@ -6,11 +6,13 @@ servers; both call `serve`. It must run inside `trio_asyncio.open_loop()` (async
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -23,7 +25,17 @@ from sensorium.actors import IngestPipeline, PipelineOptions
 from sensorium.config import Settings
 from sensorium.engine import tune_garbage_collector
 from sensorium.errors import AlreadyRunning
-from sensorium.http import HealthCheck, IngestOptions, create_app, ingest_blueprint
+from sensorium.http import (
+    AccessTokens,
+    AuthApi,
+    Guard,
+    HealthCheck,
+    IngestOptions,
+    auth_blueprint,
+    create_app,
+    devices_blueprint,
+    ingest_blueprint,
+)
 from sensorium.ingest_metrics import IngestCollector
 from sensorium.logs import get_logger
 from sensorium.sources import Limits, MqttSource, MqttSourceOptions, probe_broker
@@ -107,6 +119,15 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
+def _log_asyncio_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    error = context.get("exception")
+    log.error(
+        "asyncio error nobody handled",
+        message=context.get("message", ""),
+        error=f"{type(error).__name__}: {error}" if error else None,
+    )
+
+
 async def _sync_credentials(pool: Pool, sink: CredentialsSink, *, interval_s: float = 1.0) -> None:
     """Push broker credentials to ``sink`` at start and whenever their version moves."""
     seen: int | None = None
@@ -180,7 +201,11 @@ async def serve(
 
     Reports the HTTP addresses it listens on through ``task_status``.
     """
+    # trio-asyncio's default turns any asyncio error nobody retrieved (a library's
+    # stray future) into a crash of the whole trio run: log it instead, ingest goes on.
+    asyncio.get_event_loop().set_exception_handler(_log_asyncio_error)
     db = settings.database
+    tokens = AccessTokens(settings.auth)  # a bad auth setting stops us before anything
     lease = await acquire_engine_lease(endpoints.primary_url, timeout=db.connect_timeout_s)
     pools: list[Pool] = []
     try:
@@ -263,6 +288,7 @@ async def serve(
                 directory=pipeline.directory,
                 limits=limits,
             )
+            guard = Guard(tokens, requests_per_s=settings.auth.requests_per_user_per_s)
             registry = _registry()
             registry.register(IngestCollector(pipeline, mqtt))
             app = create_app(
@@ -271,7 +297,9 @@ async def serve(
                 blueprints=[
                     ingest_blueprint(
                         pipeline, IngestOptions(limits, ack_timeout_s=engine.http_ack_timeout_s)
-                    )
+                    ),
+                    auth_blueprint(AuthApi(primary, tokens, settings.auth)),
+                    devices_blueprint(primary, guard),
                 ],
                 max_content_length=settings.ingest.max_payload_bytes,
             )

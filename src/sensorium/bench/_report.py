@@ -164,7 +164,8 @@ def _print_scale(report: dict[str, Any], console: Console) -> None:
                 str(point["source_addresses"]),
                 "yes" if point["exact"] else "NO",
             )
-        console.print(table, width=max(console.width, 150))  # wide: rather wrap than cut
+        # Wide: a console of its own on the same file, rather than columns cut to "…".
+        Console(file=console.file, width=max(console.width, 160)).print(table)
     _print_actor_sizes(report["curves"]["actors"], console)
 
 

@@ -1,6 +1,7 @@
 """Settings: environment variables ``SENSORIUM_*`` and an optional TOML file."""
 
 from sensorium.config._settings import (
+    AuthSettings,
     DatabaseSettings,
     EngineSettings,
     HttpSettings,
@@ -15,6 +16,7 @@ from sensorium.config._settings import (
 )
 
 __all__ = [
+    "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",
     "HttpSettings",

@@ -23,6 +23,7 @@ from pydantic_settings import (
 from sensorium.errors import ConfigError
 
 __all__ = [
+    "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",
     "HttpSettings",
@@ -133,6 +134,37 @@ class IngestSettings(_Section):
     )
 
 
+class AuthSettings(_Section):
+    """Logins to the HTTP API: JWT access tokens, rotated refresh tokens, throttling."""
+
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA"] = Field(
+        default="HS256", description="JWT signature algorithm (the only one accepted)."
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 key (`up` generates one; required by `run`)."
+    )
+    jwt_private_key_file: Path | None = Field(
+        default=None, description="PEM private key that signs RS256/EdDSA tokens."
+    )
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key that checks RS256/EdDSA tokens."
+    )
+    issuer: str = Field(default="sensorium", description="JWT `iss`, checked.")
+    audience: str = Field(default="sensorium-api", description="JWT `aud`, checked.")
+    access_ttl_s: int = Field(default=900, ge=10, description="Access token lifetime.")
+    refresh_ttl_s: int = Field(default=2_592_000, ge=60, description="Refresh token lifetime.")
+    login_attempts_per_account: int = Field(
+        default=5, ge=1, description="Failed logins per account per window, then 429."
+    )
+    login_attempts_per_address: int = Field(
+        default=20, ge=1, description="Failed logins per client address per window, then 429."
+    )
+    login_window_s: float = Field(default=300.0, gt=0, description="Login throttle window.")
+    requests_per_user_per_s: float = Field(
+        default=50.0, gt=0, description="API requests per user per second (burst: 2 s worth)."
+    )
+
+
 class EngineSettings(_Section):
     """The ingest engine: actors, writer, MQTT reader."""
 
@@ -233,6 +265,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

@@ -1,8 +1,25 @@
 """The HTTP front: quart-trio on hypercorn's trio worker."""
 
 from sensorium.http._app import create_app
+from sensorium.http._auth import AuthApi, auth_blueprint
+from sensorium.http._devices import devices_blueprint
+from sensorium.http._guard import Guard
 from sensorium.http._health import HealthCheck
 from sensorium.http._ingest import IngestOptions, ingest_blueprint
 from sensorium.http._problem import problem
+from sensorium.http._tokens import AccessTokens, InvalidAccessToken, Principal
 
-__all__ = ["HealthCheck", "IngestOptions", "create_app", "ingest_blueprint", "problem"]
+__all__ = [
+    "AccessTokens",
+    "AuthApi",
+    "Guard",
+    "HealthCheck",
+    "IngestOptions",
+    "InvalidAccessToken",
+    "Principal",
+    "auth_blueprint",
+    "create_app",
+    "devices_blueprint",
+    "ingest_blueprint",
+    "problem",
+]

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sensorium.errors import AlreadyRunning
@@ -38,6 +38,9 @@ class Secrets:
     db_name: str
     mqtt_engine_user: str
     mqtt_engine_password: str
+    # Signs the API's access tokens (HS256); states made before it existed get one
+    # the next time they start.
+    jwt_secret: str = ""
 
 
 class StateLayout:
@@ -131,15 +134,19 @@ class StateLayout:
     def ensure_secrets(self) -> Secrets:
         """The stack's passwords, made once and kept (mode 0600) for every later run."""
         existing = self.load_secrets()
-        if existing is not None:
+        if existing is not None and existing.jwt_secret:
             return existing
-        secrets = Secrets(
-            db_user="sensorium",
-            db_password=new_secret(18),
-            db_name="sensorium",
-            mqtt_engine_user="sensorium-engine",
-            mqtt_engine_password=new_secret(18),
-        )
+        if existing is not None:
+            secrets = replace(existing, jwt_secret=new_secret(48))
+        else:
+            secrets = Secrets(
+                db_user="sensorium",
+                db_password=new_secret(18),
+                db_name="sensorium",
+                mqtt_engine_user="sensorium-engine",
+                mqtt_engine_password=new_secret(18),
+                jwt_secret=new_secret(48),
+            )
         tmp = self.secrets_file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:

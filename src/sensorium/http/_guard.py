@@ -1,0 +1,98 @@
+"""Who may call what: the access token, the caller's role, and the per-user rate limit,
+checked in front of every `/api/v1` route that a person (not a device) calls."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from functools import wraps
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from quart import Response, request
+
+from sensorium.http._limits import TokenBuckets, retry_after_header
+from sensorium.http._problem import problem
+from sensorium.http._tokens import AccessTokens, InvalidAccessToken
+from sensorium.storage import Role
+
+__all__ = ["Guard", "Handler", "bad_request", "bearer_token", "read_body"]
+
+Handler = Callable[..., Awaitable[Response]]
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def bad_request(detail: str, **extensions: Any) -> Response:
+    return problem(400, "Bad Request", kind="invalid-request", detail=detail, **extensions)
+
+
+async def read_body(model: type[Model]) -> Model | Response:
+    """The JSON body as ``model``, or a 400 problem naming the fields at fault."""
+    body = await request.get_json(force=True, silent=True)
+    if body is None:
+        return bad_request("the body must be JSON")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "reason": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        return bad_request("; ".join(f"{e['field']}: {e['reason']}" for e in errors), errors=errors)
+
+
+class Guard:
+    def __init__(self, tokens: AccessTokens, *, requests_per_s: float) -> None:
+        self.tokens = tokens
+        self._buckets = TokenBuckets(requests_per_s, burst=max(1.0, 2 * requests_per_s))
+
+    def __call__(
+        self, *, roles: Collection[Role] = ("admin", "operator", "viewer")
+    ) -> Callable[[Handler], Handler]:
+        """Decorates a route: the handler gets the caller as ``principal``."""
+
+        def decorate(handler: Handler) -> Handler:
+            @wraps(handler)
+            async def guarded(*args: Any, **kwargs: Any) -> Response:
+                token = bearer_token()
+                if token is None:
+                    return _unauthorized("send an access token as 'Authorization: Bearer <token>'")
+                try:
+                    principal = self.tokens.verify(token)
+                except InvalidAccessToken as exc:
+                    return _unauthorized(str(exc))
+                wait = self._buckets.take(principal.user_id)
+                if wait is not None:
+                    return problem(
+                        429,
+                        "Too Many Requests",
+                        kind="rate-limited",
+                        detail="too many requests for this user; slow down",
+                        headers={"Retry-After": retry_after_header(wait)},
+                    )
+                if principal.role not in roles:
+                    return problem(
+                        403,
+                        "Forbidden",
+                        kind="forbidden",
+                        detail=f"this needs the role {' or '.join(roles)}",
+                    )
+                return await handler(*args, principal=principal, **kwargs)
+
+            return guarded
+
+        return decorate
+
+
+def _unauthorized(detail: str) -> Response:
+    return problem(
+        401,
+        "Unauthorized",
+        kind="unauthorized",
+        detail=detail,
+        headers={"WWW-Authenticate": 'Bearer realm="sensorium"'},
+    )
