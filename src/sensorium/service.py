@@ -31,6 +31,7 @@ from sensorium.http import (
     Guard,
     HealthCheck,
     IngestOptions,
+    analytics_blueprint,
     auth_blueprint,
     create_app,
     devices_blueprint,
@@ -43,6 +44,7 @@ from sensorium.storage import (
     BrokerCredential,
     HousekeepingOptions,
     Pool,
+    ReadPools,
     acquire_engine_lease,
     broker_credentials,
     create_pool,
@@ -219,6 +221,7 @@ async def serve(
         primary = await make_pool(endpoints.primary_url)
         pools.append(primary)
         checks: dict[str, HealthCheck] = {"primary": _pool_check(primary)}
+        replica_pools: dict[str, Pool] = {}
         for index, url in enumerate(endpoints.replica_urls, start=1):
             # A replica that is down at start-up must not stop the engine: pools
             # start empty and connect on first use.
@@ -231,6 +234,8 @@ async def serve(
             )
             pools.append(replica)
             checks[f"replica-{index}"] = _pool_check(replica)
+            replica_pools[f"replica-{index}"] = replica
+        reads = ReadPools.of(primary, replica_pools, max_lag_s=db.replica_max_lag_s)
         checks["mqtt"] = _broker_check(endpoints)
 
         async def keep_lease() -> None:
@@ -300,6 +305,7 @@ async def serve(
                     ),
                     auth_blueprint(AuthApi(primary, tokens, settings.auth)),
                     devices_blueprint(primary, guard),
+                    analytics_blueprint(reads, guard),
                 ],
                 max_content_length=settings.ingest.max_payload_bytes,
             )
@@ -310,6 +316,7 @@ async def serve(
                 stop=stop,
                 background_tasks=[
                     keep_lease,
+                    reads.keep_checking,
                     partial(
                         keep_house,
                         primary,

@@ -64,6 +64,9 @@ class DatabaseSettings(_Section):
     pool_max_size: int = Field(default=8, ge=1, description="Connections at most per pool.")
     connect_timeout_s: float = Field(default=5.0, gt=0, description="Connect timeout.")
     command_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one query.")
+    replica_max_lag_s: float = Field(
+        default=5.0, ge=0, description="Analytics skip a replica this far behind the primary."
+    )
 
     @field_validator("primary_url")
     @classmethod

@@ -1,5 +1,6 @@
 """The HTTP front: quart-trio on hypercorn's trio worker."""
 
+from sensorium.http._analytics import analytics_blueprint
 from sensorium.http._app import create_app
 from sensorium.http._auth import AuthApi, auth_blueprint
 from sensorium.http._devices import devices_blueprint
@@ -17,6 +18,7 @@ __all__ = [
     "IngestOptions",
     "InvalidAccessToken",
     "Principal",
+    "analytics_blueprint",
     "auth_blueprint",
     "create_app",
     "devices_blueprint",

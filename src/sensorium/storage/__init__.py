@@ -52,6 +52,7 @@ from sensorium.storage._probes import (
     probe_server,
     replication_states,
 )
+from sensorium.storage._reads import ReadPools, ReadTarget
 from sensorium.storage._sessions import (
     LoginRecord,
     RefreshRefused,
@@ -77,6 +78,8 @@ __all__ = [
     "Migration",
     "NewDevice",
     "Pool",
+    "ReadPools",
+    "ReadTarget",
     "ReadingBatch",
     "RefreshRefused",
     "ReplicationState",

@@ -1,0 +1,329 @@
+"""Analytics, read from the replicas: a device's series, its latest values, and the
+fleet's top devices.
+
+`GET /api/v1/devices/{id}/telemetry?metric=&from=&to=&bucket=&agg=`: `from`/`to` are
+RFC 3339 or epoch ms, half-open `[from, to)`; `bucket` like `30s`, `5m`, `1h`, `1d`,
+aligned to UTC (the epoch); agg avg|min|max|sum|count|last. Whole-minute buckets over a
+minute-aligned range read the minute rollups; anything else reads raw rows; the answer
+says which. Without `bucket`, the raw readings themselves.
+
+Every answer carries `X-Sensorium-Served-By` (replica-1, replica-2 or primary) and
+`X-Sensorium-Staleness-Ms` (how far behind the primary that server may be).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from quart import Blueprint, Response, jsonify, request
+
+from sensorium.http._guard import Guard, bad_request
+from sensorium.http._problem import problem
+from sensorium.http._tokens import Principal
+from sensorium.storage import Connection, ReadPools, ReadTarget
+
+__all__ = ["MAX_POINTS", "MAX_RANGE", "analytics_blueprint"]
+
+T = TypeVar("T")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_BUCKET = re.compile(r"^([1-9][0-9]{0,6})(s|m|h|d)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_AGGS = ("avg", "min", "max", "sum", "count", "last")
+MAX_POINTS = 10_000
+MAX_RANGE = dt.timedelta(days=400)
+
+_RAW_AGG = {
+    "avg": "avg(value)",
+    "min": "min(value)",
+    "max": "max(value)",
+    "sum": "sum(value)",
+    "count": "count(*)",
+    "last": "(array_agg(value ORDER BY ts DESC))[1]",
+}
+_ROLLUP_AGG = {
+    "avg": "sum(sum) / sum(count)",
+    "min": "min(min)",
+    "max": "max(max)",
+    "sum": "sum(sum)",
+    "count": "sum(count)",
+    "last": "(array_agg(last_value ORDER BY last_ts DESC))[1]",
+}
+
+
+class _BadQuery(ValueError):
+    pass
+
+
+def _time(name: str, text: str | None, default: dt.datetime) -> dt.datetime:
+    if text is None or text == "":
+        return default
+    try:
+        if text.lstrip("-").isdigit():
+            return _EPOCH + dt.timedelta(milliseconds=int(text))
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise _BadQuery(f"{name}: RFC 3339 or epoch milliseconds, not {text!r}") from None
+    if value.tzinfo is None:
+        raise _BadQuery(f"{name}: give a time zone (RFC 3339)")
+    return value
+
+
+def _range(args: Any) -> tuple[dt.datetime, dt.datetime]:
+    now = dt.datetime.now(dt.UTC)
+    end = _time("to", args.get("to"), now)
+    start = _time("from", args.get("from"), end - dt.timedelta(hours=1))
+    if start >= end:
+        raise _BadQuery("from must be before to")
+    if end - start > MAX_RANGE:
+        raise _BadQuery(f"the range may span at most {MAX_RANGE.days} days")
+    return start, end
+
+
+def _bucket_s(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    match = _BUCKET.match(text)
+    if match is None:
+        raise _BadQuery("bucket: a whole number and a unit s, m, h or d, like 30s, 5m, 1h, 1d")
+    return int(match[1]) * _UNIT_S[match[2]]
+
+
+def _agg(text: str | None) -> str:
+    agg = text or "avg"
+    if agg not in _AGGS:
+        raise _BadQuery(f"agg: one of {', '.join(_AGGS)}")
+    return agg
+
+
+def _minute_aligned(moment: dt.datetime) -> bool:
+    return moment.second == 0 and moment.microsecond == 0
+
+
+def _served(response: Response, target: ReadTarget) -> Response:
+    response.headers["X-Sensorium-Served-By"] = target.name
+    response.headers["X-Sensorium-Staleness-Ms"] = str(math.ceil(target.staleness_s * 1000))
+    return response
+
+
+def _not_found(what: str) -> Response:
+    return problem(404, "Not Found", kind="not-found", detail=what)
+
+
+async def _on_replica(
+    reads: ReadPools, query: Callable[[Connection], Awaitable[T]]
+) -> tuple[T, ReadTarget]:
+    """Run ``query`` on a replica; on failure mark it and try the next (at last the
+    primary)."""
+    for _ in range(len(reads.replicas) + 1):
+        target = reads.choose()
+        try:
+            async with target.pool.acquire() as conn:
+                return await query(conn), target
+        except Exception:
+            if target.name == "primary":
+                raise
+            reads.mark_failed(target)
+    target = reads.choose()
+    async with target.pool.acquire() as conn:
+        return await query(conn), target
+
+
+async def _device_key(conn: Connection, tenant_id: int, device_id: str) -> int | None:
+    key: int | None = await conn.fetchval(
+        "SELECT key FROM devices WHERE tenant_id = $1 AND id = $2", tenant_id, device_id
+    )
+    return key
+
+
+async def _metric_id(conn: Connection, name: str) -> int | None:
+    found: int | None = await conn.fetchval("SELECT id FROM metrics WHERE name = $1", name)
+    return found
+
+
+def _value(agg: str, value: Any) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if agg == "count" else float(value)
+
+
+def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
+    bp = Blueprint("analytics", __name__, url_prefix="/api/v1")
+
+    @bp.get("/devices/<device_id>/telemetry")
+    @guard()
+    async def telemetry(device_id: str, principal: Principal) -> Response:
+        args = request.args
+        metric = args.get("metric")
+        if not metric:
+            return bad_request("metric: required")
+        try:
+            start, end = _range(args)
+            bucket_s = _bucket_s(args.get("bucket"))
+            agg = _agg(args.get("agg"))
+        except _BadQuery as exc:
+            return bad_request(str(exc))
+        span_s = (end - start).total_seconds()
+        if bucket_s is not None and span_s / bucket_s > MAX_POINTS:
+            return bad_request(
+                f"{math.ceil(span_s / bucket_s)} buckets asked for; at most {MAX_POINTS} "
+                "points per answer: widen the bucket or narrow the range"
+            )
+        rollup = (
+            bucket_s is not None
+            and bucket_s % 60 == 0
+            and _minute_aligned(start)
+            and _minute_aligned(end)
+        )
+
+        async def query(conn: Connection) -> dict[str, Any] | str:
+            key = await _device_key(conn, principal.tenant_id, device_id)
+            if key is None:
+                return f"no device {device_id!r}"
+            metric_id = await _metric_id(conn, metric)
+            if metric_id is None:
+                return {"points": []}
+            if bucket_s is None:
+                rows = await conn.fetch(
+                    """SELECT ts AS b, value AS v FROM readings
+                       WHERE device_key = $1 AND metric_id = $2 AND ts >= $3 AND ts < $4
+                       ORDER BY ts LIMIT $5""",
+                    key,
+                    metric_id,
+                    start,
+                    end,
+                    MAX_POINTS + 1,
+                )
+                if len(rows) > MAX_POINTS:
+                    return {"too_many": True}
+                return {"points": [(r["b"], r["v"]) for r in rows]}
+            table, column, aggregate = (
+                ("rollup_1m", "bucket", _ROLLUP_AGG[agg])
+                if rollup
+                else ("readings", "ts", _RAW_AGG[agg])
+            )
+            rows = await conn.fetch(
+                f"""SELECT date_bin(make_interval(secs => $5), {column},
+                                    timestamptz 'epoch') AS b, {aggregate} AS v
+                    FROM {table}
+                    WHERE device_key = $1 AND metric_id = $2 AND {column} >= $3
+                      AND {column} < $4
+                    GROUP BY 1 ORDER BY 1""",
+                key,
+                metric_id,
+                start,
+                end,
+                float(bucket_s),
+            )
+            return {"points": [(r["b"], r["v"]) for r in rows]}
+
+        result, target = await _on_replica(reads, query)
+        if isinstance(result, str):
+            return _served(_not_found(result), target)
+        if result.get("too_many"):
+            return _served(
+                bad_request(
+                    f"more than {MAX_POINTS} readings in the range: give a bucket "
+                    "or narrow the range"
+                ),
+                target,
+            )
+        response = jsonify(
+            device_id=device_id,
+            metric=metric,
+            agg=agg if bucket_s is not None else None,
+            bucket=args.get("bucket") or None,
+            **{"from": start.isoformat(), "to": end.isoformat()},
+            source="rollup_1m" if rollup else "raw",
+            points=[
+                {"ts": ts.isoformat(), "value": _value(agg, v) if bucket_s else float(v)}
+                for ts, v in result["points"]
+            ],
+        )
+        return _served(response, target)
+
+    @bp.get("/devices/<device_id>/latest")
+    @guard()
+    async def latest(device_id: str, principal: Principal) -> Response:
+        async def query(conn: Connection) -> dict[str, Any] | None:
+            key = await _device_key(conn, principal.tenant_id, device_id)
+            if key is None:
+                return None
+            rows = await conn.fetch(
+                """SELECT DISTINCT ON (r.metric_id) m.name, r.last_ts, r.last_value
+                   FROM rollup_1m r JOIN metrics m ON m.id = r.metric_id
+                   WHERE r.device_key = $1
+                   ORDER BY r.metric_id, r.bucket DESC, r.last_ts DESC""",
+                key,
+            )
+            seen = await conn.fetchval(
+                "SELECT last_seen FROM device_ingest WHERE device_key = $1", key
+            )
+            return {
+                "device_id": device_id,
+                "last_seen": seen.isoformat() if seen else None,
+                "metrics": {
+                    r["name"]: {"ts": r["last_ts"].isoformat(), "value": r["last_value"]}
+                    for r in rows
+                },
+            }
+
+        result, target = await _on_replica(reads, query)
+        if result is None:
+            return _served(_not_found(f"no device {device_id!r}"), target)
+        return _served(jsonify(result), target)
+
+    @bp.get("/fleet/summary")
+    @guard()
+    async def fleet_summary(principal: Principal) -> Response:
+        args = request.args
+        metric = args.get("metric")
+        if not metric:
+            return bad_request("metric: required")
+        try:
+            start, end = _range(args)
+            agg = _agg(args.get("agg") or "max")
+            top = int(args.get("top", "10"))
+        except (_BadQuery, ValueError) as exc:
+            return bad_request(str(exc))
+        if agg == "last" or not 1 <= top <= 1000:
+            return bad_request("agg: avg, min, max, sum or count; top: between 1 and 1000")
+        rollup = _minute_aligned(start) and _minute_aligned(end)
+
+        async def query(conn: Connection) -> list[tuple[str, Any]]:
+            metric_id = await _metric_id(conn, metric)
+            if metric_id is None:
+                return []
+            table, column, aggregate = (
+                ("rollup_1m", "bucket", _ROLLUP_AGG[agg])
+                if rollup
+                else ("readings", "ts", _RAW_AGG[agg])
+            )
+            rows = await conn.fetch(
+                f"""SELECT d.id, {aggregate} AS v
+                    FROM {table} x JOIN devices d ON d.key = x.device_key
+                    WHERE d.tenant_id = $1 AND x.metric_id = $2 AND x.{column} >= $3
+                      AND x.{column} < $4
+                    GROUP BY d.id ORDER BY v DESC NULLS LAST, d.id LIMIT $5""",
+                principal.tenant_id,
+                metric_id,
+                start,
+                end,
+                top,
+            )
+            return [(r["id"], r["v"]) for r in rows]
+
+        rows, target = await _on_replica(reads, query)
+        response = jsonify(
+            metric=metric,
+            agg=agg,
+            **{"from": start.isoformat(), "to": end.isoformat()},
+            source="rollup_1m" if rollup else "raw",
+            devices=[{"device_id": d, "value": _value(agg, v)} for d, v in rows],
+        )
+        return _served(response, target)
+
+    return bp
