@@ -289,3 +289,58 @@ def test_the_api_left_no_unhandled_error_in_the_engine_log(stack: StackHandle) -
     for marker in ("Error in ASGI Framework", "unhandled error", "nobody handled"):
         assert marker not in log
     assert httpx.get(f"{stack.http_url}/healthz").status_code == 200
+
+
+def test_tenants_and_users(stack: StackHandle) -> None:
+    platform = _tokens(stack, *ADMIN)["access_token"]
+    name = f"acme-{secrets.token_hex(3)}"
+    admin_email = f"boss@{name}.example.com"
+    created = _api(
+        stack,
+        "POST",
+        "/tenants",
+        platform,
+        json={"name": name, "admin_email": admin_email, "admin_password": "a long password!"},
+    )
+    assert created.status_code == 201, created.text
+    tenant = created.json()
+    assert _api(stack, "POST", "/tenants", platform, json={
+        "name": name, "admin_email": "x@y.z", "admin_password": "a long password!"
+    }).status_code == 409  # fmt: skip
+    boss = _tokens(stack, admin_email, "a long password!")["access_token"]
+    # The new tenant's admin sees only its tenant, and cannot make tenants.
+    assert [t["name"] for t in _api(stack, "GET", "/tenants", boss).json()["items"]] == [name]
+    _assert_problem(
+        _api(stack, "POST", "/tenants", boss, json={
+            "name": "x" + name, "admin_email": "a@b.c", "admin_password": "a long password!"
+        }),
+        403,
+    )  # fmt: skip
+    assert name in {t["name"] for t in _api(stack, "GET", "/tenants", platform).json()["items"]}
+    # Users: made by the tenant's admin, in the tenant, listed only there.
+    made = _api(
+        stack,
+        "POST",
+        "/users",
+        boss,
+        json={
+            "email": f"eve@{name}.example.com",
+            "password": "another long one",
+            "role": "operator",
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["tenant_id"] == tenant["id"]
+    emails = {u["email"] for u in _api(stack, "GET", "/users", boss).json()["items"]}
+    assert emails == {admin_email, f"eve@{name}.example.com"}
+    assert f"eve@{name}.example.com" not in {
+        u["email"] for u in _api(stack, "GET", "/users", platform).json()["items"]
+    }
+    again = _api(stack, "POST", "/users", boss, json={
+        "email": f"EVE@{name}.example.com", "password": "another long one"
+    })  # fmt: skip
+    _assert_problem(again, 409)
+    short = _api(stack, "POST", "/users", boss, json={"email": "a@b.c", "password": "short"})
+    assert "password" in _assert_problem(short, 400)["detail"]
+    eve = _tokens(stack, f"eve@{name}.example.com", "another long one")["access_token"]
+    _assert_problem(_api(stack, "GET", "/users", eve), 403)

@@ -1,5 +1,6 @@
 """The HTTP front: quart-trio on hypercorn's trio worker."""
 
+from sensorium.http._accounts import accounts_blueprint
 from sensorium.http._analytics import analytics_blueprint
 from sensorium.http._app import create_app
 from sensorium.http._auth import AuthApi, auth_blueprint
@@ -18,6 +19,7 @@ __all__ = [
     "IngestOptions",
     "InvalidAccessToken",
     "Principal",
+    "accounts_blueprint",
     "analytics_blueprint",
     "auth_blueprint",
     "create_app",
