@@ -302,7 +302,14 @@ async def serve(
                 registry=registry,
                 blueprints=[
                     ingest_blueprint(
-                        pipeline, IngestOptions(limits, ack_timeout_s=engine.http_ack_timeout_s)
+                        pipeline,
+                        IngestOptions(
+                            limits,
+                            ack_timeout_s=engine.http_ack_timeout_s,
+                            requests_per_device_per_s=(
+                                settings.ingest.http_requests_per_device_per_s
+                            ),
+                        ),
                     ),
                     auth_blueprint(AuthApi(primary, tokens, settings.auth)),
                     devices_blueprint(primary, guard),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -344,3 +345,37 @@ def test_tenants_and_users(stack: StackHandle) -> None:
     assert "password" in _assert_problem(short, 400)["detail"]
     eve = _tokens(stack, f"eve@{name}.example.com", "another long one")["access_token"]
     _assert_problem(_api(stack, "GET", "/users", eve), 403)
+
+
+def test_one_device_past_its_request_rate_gets_429_with_retry_after(stack: StackHandle) -> None:
+    device = stack.create_device("chatty")
+    body = {"ts": int(time.time() * 1000), "metrics": {"temperature": 1.0}}
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return list(
+                await asyncio.gather(
+                    *(
+                        client.post(
+                            f"{stack.http_url}/api/v1/telemetry",
+                            headers=_auth(device["token"]),
+                            json=body,
+                        )
+                        for _ in range(80)
+                    )
+                )
+            )
+
+    answers = asyncio.run(burst())
+    codes = sorted({a.status_code for a in answers})
+    assert codes == [200, 429], codes
+    limited = next(a for a in answers if a.status_code == 429)
+    assert limited.json()["type"].endswith("/rate-limited")
+    assert int(limited.headers["Retry-After"]) >= 1
+    # The default allows 20 a second with bursts of 40: at most 40 got through at once.
+    assert sum(a.status_code == 200 for a in answers) <= 45
+    time.sleep(int(limited.headers["Retry-After"]))
+    again = httpx.post(
+        f"{stack.http_url}/api/v1/telemetry", headers=_auth(device["token"]), json=body
+    )
+    assert again.status_code == 200

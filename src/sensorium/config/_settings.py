@@ -135,6 +135,9 @@ class IngestSettings(_Section):
     max_future_skew_s: float = Field(
         default=300.0, ge=0, description="How far ahead of now a timestamp may be."
     )
+    http_requests_per_device_per_s: float = Field(
+        default=20.0, gt=0, description="HTTP ingest requests per device per second (burst 2 s)."
+    )
 
 
 class AuthSettings(_Section):

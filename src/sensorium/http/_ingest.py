@@ -15,6 +15,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from sensorium.actors import Envelope, IngestPipeline, Receipt, Rejected
 from sensorium.engine import MailboxClosed, MailboxFull
+from sensorium.http._limits import TokenBuckets, retry_after_header
 from sensorium.http._problem import problem
 from sensorium.sources import Limits, decode_payload
 from sensorium.storage import hash_token
@@ -27,6 +28,7 @@ class IngestOptions:
     limits: Limits
     ack_timeout_s: float = 30.0
     lookup_timeout_s: float = 5.0
+    requests_per_device_per_s: float | None = None  # None: no limit
 
 
 def _bearer() -> str | None:
@@ -58,6 +60,11 @@ def _overloaded() -> Response:
 def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Blueprint:
     bp = Blueprint("ingest", __name__)
     limits = options.limits
+    per_device = (
+        TokenBuckets(options.requests_per_device_per_s, burst=2 * options.requests_per_device_per_s)
+        if options.requests_per_device_per_s
+        else None
+    )
 
     @bp.post("/api/v1/telemetry")
     async def telemetry() -> Response:
@@ -77,6 +84,15 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
             )
         if device is None:
             return _unauthorized("unknown device token")
+        wait = per_device.take(device.key) if per_device is not None else None
+        if wait is not None:
+            return problem(
+                429,
+                "Too Many Requests",
+                kind="rate-limited",
+                detail="too many requests for this device; slow down",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         if (request.content_length or 0) > limits.max_payload_bytes:
             return problem(
                 413,
