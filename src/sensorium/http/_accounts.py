@@ -11,6 +11,7 @@ import asyncpg
 import trio
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
+from quart_schema import document_request
 
 from sensorium.http._guard import Guard, read_body
 from sensorium.http._problem import problem
@@ -64,6 +65,7 @@ def accounts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         )
 
     @bp.post("/tenants")
+    @document_request(TenantCreate)
     @guard(roles=ADMINS)
     async def create_tenant(principal: Principal) -> Response:
         if await _tenant_name(principal.tenant_id) != PLATFORM_TENANT:
@@ -123,6 +125,7 @@ def accounts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         )
 
     @bp.post("/users")
+    @document_request(UserCreate)
     @guard(roles=ADMINS)
     async def create(principal: Principal) -> Response:
         body = await read_body(UserCreate)

@@ -17,9 +17,11 @@ import datetime as dt
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_querystring
 
 from sensorium.http._guard import Guard, bad_request
 from sensorium.http._problem import problem
@@ -52,6 +54,26 @@ _ROLLUP_AGG = {
     "count": "sum(count)",
     "last": "(array_agg(last_value ORDER BY last_ts DESC))[1]",
 }
+
+
+class TelemetryQuery(BaseModel):
+    """The query of GET /devices/{id}/telemetry (documentation; checked by hand)."""
+
+    metric: str | None = None
+    from_: str | None = Field(default=None, alias="from", description="RFC 3339 or epoch ms")
+    to: str | None = Field(default=None, description="RFC 3339 or epoch ms (exclusive)")
+    bucket: str | None = Field(default=None, description="like 30s, 5m, 1h, 1d")
+    agg: Literal["avg", "min", "max", "sum", "count", "last"] | None = None
+
+
+class FleetQuery(BaseModel):
+    """The query of GET /fleet/summary (documentation; checked by hand)."""
+
+    metric: str | None = None
+    from_: str | None = Field(default=None, alias="from", description="RFC 3339 or epoch ms")
+    to: str | None = Field(default=None, description="RFC 3339 or epoch ms (exclusive)")
+    agg: Literal["avg", "min", "max", "sum", "count"] | None = None
+    top: int | None = Field(default=None, ge=1, le=1000)
 
 
 class _BadQuery(ValueError):
@@ -154,6 +176,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
     bp = Blueprint("analytics", __name__, url_prefix="/api/v1")
 
     @bp.get("/devices/<device_id>/telemetry")
+    @document_querystring(TelemetryQuery)
     @guard()
     async def telemetry(device_id: str, principal: Principal) -> Response:
         args = request.args
@@ -277,6 +300,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
         return _served(jsonify(result), target)
 
     @bp.get("/fleet/summary")
+    @document_querystring(FleetQuery)
     @guard()
     async def fleet_summary(principal: Principal) -> Response:
         args = request.args

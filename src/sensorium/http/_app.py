@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import trio
 from prometheus_client import CollectorRegistry
 from quart import Blueprint, Response
+from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -31,6 +32,15 @@ def create_app(
     app = QuartTrio("sensorium")
     app.config["SENSORIUM_VERSION"] = __version__
     app.config["MAX_CONTENT_LENGTH"] = max_content_length
+    # OpenAPI 3.1 at /openapi.json (and a docs page at /docs), from the pydantic models
+    # the routes document.
+    QuartSchema(
+        app,
+        info={"title": "Sensorium", "version": __version__},
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
     app.register_blueprint(health_blueprint(checks=checks, registry=registry))
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import trio
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_request
 
 from sensorium.config import AuthSettings
 from sensorium.http._guard import read_body
@@ -97,6 +98,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
     bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
     @bp.post("/login")
+    @document_request(LoginRequest)
     async def login() -> Response:
         body = await read_body(LoginRequest)
         if isinstance(body, Response):
@@ -128,6 +130,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
         return api.token_response(record.user, refresh_token)
 
     @bp.post("/refresh")
+    @document_request(RefreshRequest)
     async def refresh() -> Response:
         body = await read_body(RefreshRequest)
         if isinstance(body, Response):
@@ -142,6 +145,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
         return api.token_response(user, successor)
 
     @bp.post("/logout")
+    @document_request(RefreshRequest)
     async def logout() -> Response:
         body = await read_body(RefreshRequest)
         if isinstance(body, Response):

@@ -15,6 +15,7 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_querystring, document_request
 
 from sensorium.http._guard import Guard, bad_request, read_body
 from sensorium.http._problem import problem
@@ -62,6 +63,16 @@ class DeviceUpdate(BaseModel):
     _tags = field_validator("tags")(_check_tags)
 
 
+class DeviceQuery(BaseModel):
+    """The query of GET /devices (documentation; checked by hand)."""
+
+    tag: str | None = None
+    name: str | None = Field(default=None, description="a prefix of the name")
+    seen_since: str | None = Field(default=None, description="RFC 3339")
+    limit: int | None = Field(default=None, ge=1, le=MAX_PAGE)
+    cursor: str | None = None
+
+
 def _not_found(device_id: str) -> Response:
     return problem(404, "Not Found", kind="not-found", detail=f"no device {device_id!r}")
 
@@ -83,6 +94,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     bp = Blueprint("devices", __name__, url_prefix="/api/v1")
 
     @bp.get("/devices")
+    @document_querystring(DeviceQuery)
     @guard()
     async def list_all(principal: Principal) -> Response:
         args = request.args
@@ -115,6 +127,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         )
 
     @bp.post("/devices")
+    @document_request(DeviceCreate)
     @guard(roles=_WRITERS)
     async def create(principal: Principal) -> Response:
         body = await read_body(DeviceCreate)
@@ -138,6 +151,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return jsonify(device.as_json()) if device is not None else _not_found(device_id)
 
     @bp.patch("/devices/<device_id>")
+    @document_request(DeviceUpdate)
     @guard(roles=_WRITERS)
     async def update(device_id: str, principal: Principal) -> Response:
         body = await read_body(DeviceUpdate)
