@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
 from quart_schema import document_request
 
-from sensorium.http._guard import Guard, read_body
+from sensorium.http._guard import EMAIL, Guard, read_body
 from sensorium.http._problem import problem
 from sensorium.http._tokens import Principal
 from sensorium.storage import Pool, Role, hash_password
@@ -25,14 +25,14 @@ ADMINS: tuple[Role, ...] = ("admin",)
 
 
 class UserCreate(BaseModel):
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str = Field(min_length=3, max_length=254, pattern=EMAIL)
     password: str = Field(min_length=12, max_length=1024)
     role: Role = "viewer"
 
 
 class TenantCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    admin_email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    admin_email: str = Field(min_length=3, max_length=254, pattern=EMAIL)
     admin_password: str = Field(min_length=12, max_length=1024)
 
 

@@ -17,7 +17,7 @@ from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_request
 
 from sensorium.config import AuthSettings
-from sensorium.http._guard import read_body
+from sensorium.http._guard import NO_CONTROL, read_body
 from sensorium.http._limits import FailureWindow, retry_after_header
 from sensorium.http._problem import problem
 from sensorium.http._tokens import AccessTokens
@@ -40,7 +40,7 @@ _DECOY_HASH = hash_password("sensorium-decoy-password")
 
 
 class LoginRequest(BaseModel):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Field(min_length=3, max_length=254, pattern=NO_CONTROL)
     password: str = Field(min_length=1, max_length=1024)
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_querystring, document_request
 
-from sensorium.http._guard import Guard, bad_request, read_body
+from sensorium.http._guard import NO_CONTROL, Guard, bad_request, read_body
 from sensorium.http._problem import problem
 from sensorium.http._tokens import Principal
 from sensorium.storage import (
@@ -50,14 +50,14 @@ def _check_tags(tags: list[str] | None) -> list[str] | None:
 
 
 class DeviceCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
     tags: list[str] = Field(default_factory=list)
 
     _tags = field_validator("tags")(_check_tags)
 
 
 class DeviceUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_CONTROL)
     tags: list[str] | None = None
 
     _tags = field_validator("tags")(_check_tags)

@@ -15,7 +15,12 @@ from sensorium.http._problem import problem
 from sensorium.http._tokens import AccessTokens, InvalidAccessToken
 from sensorium.storage import Role
 
-__all__ = ["Guard", "Handler", "bad_request", "bearer_token", "read_body"]
+__all__ = ["NO_CONTROL", "Guard", "Handler", "bad_request", "bearer_token", "read_body"]
+
+# Text that goes into the database: PostgreSQL refuses NUL in text (found by
+# schemathesis: a device name with one was a 500), and no name needs control characters.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+EMAIL = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$"
 
 Handler = Callable[..., Awaitable[Response]]
 Model = TypeVar("Model", bound=BaseModel)
