@@ -353,9 +353,12 @@ def _sizes(text: str | None, option: str) -> tuple[int, ...] | None:
 @app.command()
 def bench(
     suite: Annotated[
-        str, typer.Argument(help="ingest, writer, actors, scale (query, alerts: later).")
+        str, typer.Argument(help="ingest, writer, actors, scale, query (alerts: later).")
     ],
-    devices: Annotated[int, typer.Option(help="ingest, writer: simulated devices.")] = 2000,
+    devices: Annotated[
+        int | None, typer.Option(help="ingest, writer: simulated devices (2000); query: 200.")
+    ] = None,
+    queries: Annotated[int, typer.Option(help="query: API queries timed.")] = 100,
     messages: Annotated[int, typer.Option(help="ingest, writer: messages per device.")] = 20,
     metrics: Annotated[int, typer.Option(help="ingest, writer: readings per message.")] = 3,
     rate: Annotated[float, typer.Option(help="ingest: messages/s for the fleet; 0 = max.")] = 0,
@@ -403,7 +406,7 @@ def bench(
         raise ConfigError(f"unknown bench suite {suite!r}: ingest, writer, actors, scale")
     if transport not in ("mqtt", "http"):
         raise ConfigError("--transport must be mqtt or http")
-    if plot_file is not None and suite not in ("ingest", "writer", "scale"):
+    if plot_file is not None and suite not in ("ingest", "writer", "scale", "query"):
         raise ConfigError("--plot draws the ingest, writer and scale suites")
     actor_sizes = _sizes(actors, "--actors")
     scale: ScaleOptions | None = None
@@ -421,7 +424,7 @@ def bench(
     raise_open_file_limit()
     options = SuiteOptions(
         ingest=IngestBenchOptions(
-            devices=devices,
+            devices=devices or 2000,
             messages=messages,
             metrics=metrics,
             rate=rate or None,
@@ -431,6 +434,8 @@ def bench(
         actors=actor_sizes,
         full=full,
         scale=scale,
+        query_devices=devices or 200,
+        queries=queries,
     )
     try:
         report = run_suite(suite, options, err)

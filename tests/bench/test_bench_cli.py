@@ -78,7 +78,7 @@ def test_bench_ingest_reports_every_figure_beside_its_baselines(
 
 
 def test_bench_suites_not_there_yet_exit_2() -> None:
-    for suite in ("query", "alerts"):
+    for suite in ("alerts",):
         result = subprocess.run(
             [*SENSORIUM, "bench", suite], capture_output=True, text=True, check=False
         )
@@ -149,3 +149,16 @@ def test_bench_rejects_a_plot_it_cannot_draw_and_bad_sizes() -> None:
         )
         assert result.returncode == 2, args
         assert message in result.stderr, result.stderr
+
+
+def test_bench_query_times_the_api_beside_raw_sql(tmp_path: Path) -> None:
+    result, report = _bench(
+        tmp_path, "query", "--devices", "3", "--queries", "6", "--plot", str(tmp_path / "q.png")
+    )
+    assert (tmp_path / "q.png").read_bytes().startswith(b"\x89PNG\r\n")
+    assert report["data"]["readings"] == 3 * 30 * 1440
+    assert report["api"]["samples"] == report["raw_sql_on_replica"]["samples"] == 6
+    assert report["api"]["source"] == "rollup_1m"
+    assert set(report["api"]["served_by"]) <= {"replica-1", "replica-2", "primary"}
+    assert report["ratios"]["raw_p50_over_api_p50"] > 0
+    assert "same aggregate in SQL on raw rows" in result.stdout

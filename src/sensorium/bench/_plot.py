@@ -155,6 +155,30 @@ def _scale(report: dict[str, Any]) -> Figure:
     return figure
 
 
+def _query(report: dict[str, Any]) -> Figure:
+    figure, ax = plt.subplots(figsize=(9, 4.8))
+    api = report["api"]["samples_ms"]
+    raw = report["raw_sql_on_replica"]["samples_ms"]
+    bins = 40
+    ax.hist(
+        api,
+        bins=bins,
+        alpha=0.7,
+        label=f"API, {report['api']['source']} (p95 {report['api']['p95_ms']:.1f} ms)",
+    )
+    ax.hist(
+        raw,
+        bins=bins,
+        alpha=0.7,
+        label=f"SQL on raw rows (p95 {report['raw_sql_on_replica']['p95_ms']:.1f} ms)",
+    )
+    ax.set_xlabel("latency of a 30-day, 1-hour-bucket query for one device (ms)")
+    ax.set_ylabel("queries")
+    ax.set_title(f"{report['options']['devices']} devices, a month of minute data")
+    ax.legend(fontsize="small")
+    return figure
+
+
 def write_plot(report: dict[str, Any], path: Path) -> None:
     suite = report.get("suite")
     if suite == "ingest":
@@ -163,6 +187,8 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         figure = _writer(report)
     elif suite == "scale":
         figure = _scale(report)
+    elif suite == "query":
+        figure = _query(report)
     else:
         raise ValueError(f"no plot for the {suite} suite")
     figure.tight_layout()

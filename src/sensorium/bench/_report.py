@@ -118,6 +118,33 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 f"{writer['rows_per_s'] / base['rows_per_s']:.2f}",
             )
         console.print(table)
+    if report.get("suite") == "query":
+        table = Table(
+            title=(
+                f"query: {report['options']['devices']} devices, a month of minute data "
+                f"({report['data']['readings']:,} readings), 30-day 1-hour-bucket avg"
+            )
+        )
+        for column in ("path", "p50 ms", "p95 ms", "queries"):
+            table.add_column(column, justify="right")
+        api, raw = report["api"], report["raw_sql_on_replica"]
+        table.add_row(
+            f"API ({api['source']}, served by {', '.join(sorted(api['served_by']))})",
+            f"{api['p50_ms']:.1f}",
+            f"{api['p95_ms']:.1f}",
+            f"{api['samples']:.0f}",
+        )
+        table.add_row(
+            "same aggregate in SQL on raw rows (replica)",
+            f"{raw['p50_ms']:.1f}",
+            f"{raw['p95_ms']:.1f}",
+            f"{raw['samples']:.0f}",
+        )
+        console.print(table)
+        console.print(
+            f"raw / API: {report['ratios']['raw_p50_over_api_p50']:.1f}x at p50, "
+            f"{report['ratios']['raw_p95_over_api_p95']:.1f}x at p95"
+        )
     if report.get("suite") == "scale":
         _print_scale(report, console)
     if "sizes" in report:

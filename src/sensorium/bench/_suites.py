@@ -15,13 +15,14 @@ from rich.progress import Progress as ProgressBar
 
 from sensorium.bench._actors_memory import measure_actor_memory
 from sensorium.bench._ingest import IngestBenchOptions, run_ingest_bench
+from sensorium.bench._query import run_query_bench
 from sensorium.bench._scale import FULL_SCALE, ScaleOptions, run_scale_bench
 from sensorium.bench._writer_suite import run_writer_bench
 
 __all__ = ["SUITES", "SuiteNotReady", "SuiteOptions", "run_suite"]
 
 SUITES = ("ingest", "writer", "actors", "scale", "query", "alerts")
-_LATER = {"query": "HTTP API", "alerts": "alerts"}
+_LATER = {"alerts": "alerts"}
 DEFAULT_ACTORS = (10_000, 100_000)
 FULL_ACTORS = (10_000, 100_000, 1_000_000)
 
@@ -36,6 +37,8 @@ class SuiteOptions:
     actors: tuple[int, ...] | None = None  # None: the suite's default sizes
     full: bool = False
     scale: ScaleOptions | None = None  # None: the default (or `full`) curves
+    query_devices: int = 200
+    queries: int = 100
 
 
 async def _with_asyncio(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
@@ -92,6 +95,12 @@ def run_suite(suite: str, options: SuiteOptions, console: Console) -> dict[str, 
             sizes = options.actors or (FULL_ACTORS if options.full else DEFAULT_ACTORS)
             runs = trio.run(_actor_sizes, sizes, say)
             return {"suite": "actors", "actors": runs[0], "sizes": runs}
+        if suite == "query":
+            devices = 2000 if options.full else options.query_devices
+            return trio.run(
+                _with_asyncio,
+                lambda: run_query_bench(devices=devices, queries=options.queries, say=say),
+            )
         if suite == "scale":
             scale = options.scale or (FULL_SCALE if options.full else ScaleOptions())
             return trio.run(

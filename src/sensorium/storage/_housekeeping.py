@@ -42,6 +42,9 @@ GROUP BY device_key, metric_id, bucket
 """
 
 
+_FOLD_LOCK_KEY = 0x5E45_0003  # every folding pass agrees on it (0001: migrations, 0002: lease)
+
+
 @dataclass(frozen=True, slots=True)
 class HousekeepingOptions:
     interval_s: float = 60.0
@@ -57,7 +60,11 @@ async def compact_rollups(pool: Pool, *, settle_s: float, keys_per_pass: int) ->
     """Fold every closed minute's deltas; returns how many keys were folded."""
     folded = 0
     while True:
-        status = await pool.execute(_FOLD, settle_s, keys_per_pass)
+        async with pool.acquire() as conn, conn.transaction():
+            # One folding pass at a time, whoever runs it (the engine's housekeeping, a
+            # bench, an operator): two passes deleting the same rows would deadlock.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _FOLD_LOCK_KEY)
+            status = await conn.execute(_FOLD, settle_s, keys_per_pass)
         done = int(status.split()[-1])  # "INSERT 0 <n>"
         folded += done
         if done < keys_per_pass:
