@@ -193,6 +193,18 @@ def _print_scale(report: dict[str, Any], console: Console) -> None:
             )
         # Wide: a console of its own on the same file, rather than columns cut to "…".
         Console(file=console.file, width=max(console.width, 160)).print(table)
+    points = {
+        (p["devices"], p["metrics"]): p
+        for key in ("devices", "metrics")
+        for p in report["curves"][key]
+    }
+    for (devices, metrics), point in sorted(points.items()):
+        if point["load_generator_cores"] > 0.85:
+            console.print(
+                f"[bold]warning: at {devices} devices x {metrics} metrics the load generator "
+                f"used {point['load_generator_cores']:.2f} of a core; it may be the "
+                "bottleneck[/bold]"
+            )
     _print_actor_sizes(report["curves"]["actors"], console)
 
 
