@@ -121,6 +121,13 @@ def _agg(text: str | None) -> str:
     return agg
 
 
+def _source(rollup: bool, agg: str) -> tuple[str, str, str]:
+    """(table, time column, aggregate expression) of a query on rollups or raw rows."""
+    if rollup:
+        return "rollup_1m", "bucket", _ROLLUP_AGG[agg]
+    return "readings", "ts", _RAW_AGG[agg]
+
+
 def _minute_aligned(moment: dt.datetime) -> bool:
     return moment.second == 0 and moment.microsecond == 0
 
@@ -223,11 +230,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
                 if len(rows) > MAX_POINTS:
                     return {"too_many": True}
                 return {"points": [(r["b"], r["v"]) for r in rows]}
-            table, column, aggregate = (
-                ("rollup_1m", "bucket", _ROLLUP_AGG[agg])
-                if rollup
-                else ("readings", "ts", _RAW_AGG[agg])
-            )
+            table, column, aggregate = _source(rollup, agg)
             rows = await conn.fetch(
                 f"""SELECT date_bin(make_interval(secs => $5), {column},
                                     timestamptz 'epoch') AS b, {aggregate} AS v
@@ -321,11 +324,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
             metric_id = await _metric_id(conn, metric)
             if metric_id is None:
                 return []
-            table, column, aggregate = (
-                ("rollup_1m", "bucket", _ROLLUP_AGG[agg])
-                if rollup
-                else ("readings", "ts", _RAW_AGG[agg])
-            )
+            table, column, aggregate = _source(rollup, agg)
             rows = await conn.fetch(
                 f"""SELECT d.id, {aggregate} AS v
                     FROM {table} x JOIN devices d ON d.key = x.device_key

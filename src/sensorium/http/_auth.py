@@ -17,7 +17,7 @@ from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_request
 
 from sensorium.config import AuthSettings
-from sensorium.http._guard import NO_CONTROL, read_body
+from sensorium.http._guard import NO_CONTROL, read_body, unauthorized
 from sensorium.http._limits import FailureWindow, retry_after_header
 from sensorium.http._problem import problem
 from sensorium.http._tokens import AccessTokens
@@ -84,16 +84,6 @@ def _throttled(seconds: float, who: str) -> Response:
     )
 
 
-def _refused(detail: str) -> Response:
-    return problem(
-        401,
-        "Unauthorized",
-        kind="unauthorized",
-        detail=detail,
-        headers={"WWW-Authenticate": 'Bearer realm="sensorium"'},
-    )
-
-
 def auth_blueprint(api: AuthApi) -> Blueprint:
     bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -121,7 +111,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
         if record is None or not valid or record.disabled:
             api.per_account.record_failure(account)
             api.per_address.record_failure(address)
-            return _refused("wrong email or password")
+            return unauthorized("wrong email or password")
         api.per_account.forget(account)
         async with api.pool.acquire() as conn:
             refresh_token = await issue_refresh_token(
@@ -141,7 +131,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
                     conn, body.refresh_token, ttl_s=api.settings.refresh_ttl_s
                 )
         except RefreshRefused as exc:
-            return _refused(str(exc))
+            return unauthorized(str(exc))
         return api.token_response(user, successor)
 
     @bp.post("/logout")

@@ -15,7 +15,16 @@ from sensorium.http._problem import problem
 from sensorium.http._tokens import AccessTokens, InvalidAccessToken
 from sensorium.storage import Role
 
-__all__ = ["NO_CONTROL", "Guard", "Handler", "bad_request", "bearer_token", "read_body"]
+__all__ = [
+    "NO_CONTROL",
+    "Guard",
+    "Handler",
+    "bad_request",
+    "bearer_token",
+    "rate_limited",
+    "read_body",
+    "unauthorized",
+]
 
 # Text that goes into the database: PostgreSQL refuses NUL in text (found by
 # schemathesis: a device name with one was a 500), and no name needs control characters.
@@ -65,20 +74,14 @@ class Guard:
             async def guarded(*args: Any, **kwargs: Any) -> Response:
                 token = bearer_token()
                 if token is None:
-                    return _unauthorized("send an access token as 'Authorization: Bearer <token>'")
+                    return unauthorized("send an access token as 'Authorization: Bearer <token>'")
                 try:
                     principal = self.tokens.verify(token)
                 except InvalidAccessToken as exc:
-                    return _unauthorized(str(exc))
+                    return unauthorized(str(exc))
                 wait = self._buckets.take(principal.user_id)
                 if wait is not None:
-                    return problem(
-                        429,
-                        "Too Many Requests",
-                        kind="rate-limited",
-                        detail="too many requests for this user; slow down",
-                        headers={"Retry-After": retry_after_header(wait)},
-                    )
+                    return rate_limited(wait, "user")
                 if principal.role not in roles:
                     return problem(
                         403,
@@ -93,11 +96,22 @@ class Guard:
         return decorate
 
 
-def _unauthorized(detail: str) -> Response:
+def unauthorized(detail: str, *, realm: str = "sensorium") -> Response:
     return problem(
         401,
         "Unauthorized",
         kind="unauthorized",
         detail=detail,
-        headers={"WWW-Authenticate": 'Bearer realm="sensorium"'},
+        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+    )
+
+
+def rate_limited(wait_s: float, who: str) -> Response:
+    """429 for a caller (``who``: user, device) past its request rate."""
+    return problem(
+        429,
+        "Too Many Requests",
+        kind="rate-limited",
+        detail=f"too many requests for this {who}; slow down",
+        headers={"Retry-After": retry_after_header(wait_s)},
     )

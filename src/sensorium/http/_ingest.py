@@ -15,7 +15,8 @@ from quart import Blueprint, Response, jsonify, request
 
 from sensorium.actors import Envelope, IngestPipeline, Receipt, Rejected
 from sensorium.engine import MailboxClosed, MailboxFull
-from sensorium.http._limits import TokenBuckets, retry_after_header
+from sensorium.http._guard import bearer_token, rate_limited, unauthorized
+from sensorium.http._limits import TokenBuckets
 from sensorium.http._problem import problem
 from sensorium.sources import Limits, decode_payload
 from sensorium.storage import hash_token
@@ -31,20 +32,8 @@ class IngestOptions:
     requests_per_device_per_s: float | None = None  # None: no limit
 
 
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 def _unauthorized(detail: str) -> Response:
-    return problem(
-        401,
-        "Unauthorized",
-        kind="unauthorized",
-        detail=detail,
-        headers={"WWW-Authenticate": 'Bearer realm="sensorium-devices"'},
-    )
+    return unauthorized(detail, realm="sensorium-devices")
 
 
 def _overloaded() -> Response:
@@ -68,7 +57,7 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
 
     @bp.post("/api/v1/telemetry")
     async def telemetry() -> Response:
-        token = _bearer()
+        token = bearer_token()
         if token is None:
             return _unauthorized("send the device token as 'Authorization: Bearer <token>'")
         try:
@@ -86,13 +75,7 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
             return _unauthorized("unknown device token")
         wait = per_device.take(device.key) if per_device is not None else None
         if wait is not None:
-            return problem(
-                429,
-                "Too Many Requests",
-                kind="rate-limited",
-                detail="too many requests for this device; slow down",
-                headers={"Retry-After": retry_after_header(wait)},
-            )
+            return rate_limited(wait, "device")
         if (request.content_length or 0) > limits.max_payload_bytes:
             return problem(
                 413,
