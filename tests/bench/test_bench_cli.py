@@ -158,7 +158,7 @@ def test_bench_query_times_the_api_beside_raw_sql(tmp_path: Path) -> None:
     assert (tmp_path / "q.png").read_bytes().startswith(b"\x89PNG\r\n")
     assert report["data"]["readings"] == 3 * 30 * 1440
     assert report["api"]["samples"] == report["raw_sql_on_replica"]["samples"] == 6
-    assert report["api"]["source"] == "rollup_1m"
+    assert report["api"]["source"] == "rollup_1h"  # the range is whole hours
     assert set(report["api"]["served_by"]) <= {"replica-1", "replica-2", "primary"}
     assert report["ratios"]["raw_p50_over_api_p50"] > 0
     assert "same aggregate in SQL on raw rows" in result.stdout

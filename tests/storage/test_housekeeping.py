@@ -1,6 +1,7 @@
 """Minute-rollup deltas and their folding, against a real PostgreSQL (a fresh database
 on the session stack's primary): whatever the batches and however often the compactor
-runs, `rollup_1m_merged` equals the same aggregate computed from the raw readings."""
+runs, `rollup_1m_merged` equals the same aggregate computed from the raw readings, and
+so does each hour and day tier together with the minute deltas not folded yet."""
 
 from __future__ import annotations
 
@@ -36,6 +37,24 @@ SELECT device_key, metric_id, bucket, count, sum, min, max, last_ts, last_value
 FROM rollup_1m_merged WHERE device_key = $1 ORDER BY 1, 2, 3
 """
 
+# Per hour or day ($2 seconds): raw readings, and the tier plus the unfolded deltas.
+_RAW_BY_WIDTH = """
+SELECT metric_id, date_bin(make_interval(secs => $2), ts, timestamptz 'epoch') AS bucket,
+       count(*) AS count, sum(value) AS sum, min(value) AS min, max(value) AS max,
+       max(ts) AS last_ts, (array_agg(value ORDER BY ts DESC))[1] AS last_value
+FROM readings WHERE device_key = $1 GROUP BY 1, 2 ORDER BY 1, 2
+"""
+_TIER_PLUS_DELTAS = """
+SELECT metric_id, date_bin(make_interval(secs => $2), bucket, timestamptz 'epoch') AS bucket,
+       sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+       max(last_ts) AS last_ts, (array_agg(last_value ORDER BY last_ts DESC))[1] AS last_value
+FROM (SELECT * FROM {tier} WHERE device_key = $1
+      UNION ALL
+      SELECT device_key, metric_id, bucket, count, sum, min, max, last_ts, last_value
+      FROM rollup_1m WHERE device_key = $1 AND NOT merged) x
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
 
 @pytest.fixture(scope="module")
 def database(stack: StackHandle) -> str:
@@ -50,7 +69,7 @@ def database(stack: StackHandle) -> str:
             today = dt.datetime.now(dt.UTC).date()
             await conn.execute(
                 "SELECT ensure_readings_partitions($1, $2)",
-                today - dt.timedelta(days=1),
+                today - dt.timedelta(days=3),
                 today + dt.timedelta(days=1),
             )
         finally:
@@ -62,9 +81,10 @@ def database(stack: StackHandle) -> str:
 
 _device_keys = itertools.count(1)
 
-# A reading: (minute offset: 0..2 before "old", or the current minute), second, metric, value
+# A reading: (minutes before "old": neighbours, the hour before, the day before; or the
+# current minute), second, metric, value
 _reading = st.tuples(
-    st.sampled_from([0, 1, 2, None]),
+    st.sampled_from([0, 1, 2, 61, 1441, None]),
     st.integers(0, 59),
     st.integers(1, 3),
     st.floats(-1e6, 1e6, allow_nan=False),
@@ -117,6 +137,16 @@ def _assert_rollups_match_raw(url: str, device_key: int) -> None:
             got["last_ts"],
         )
         assert got["last_value"] in {v["value"] for v in values}
+    for tier, width_s in (("rollup_1h", 3600.0), ("rollup_1d", 86400.0)):
+        raw = db_fetch(url, _RAW_BY_WIDTH, device_key, width_s)
+        tiered = db_fetch(url, _TIER_PLUS_DELTAS.format(tier=tier), device_key, width_s)
+        assert [(r["metric_id"], r["bucket"], r["count"]) for r in tiered] == [
+            (r["metric_id"], r["bucket"], r["count"]) for r in raw
+        ], tier
+        for got, want in zip(tiered, raw, strict=True):
+            assert got["sum"] == pytest.approx(want["sum"], rel=1e-9, abs=1e-6)
+            assert (got["min"], got["max"]) == (want["min"], want["max"])
+            assert (got["last_ts"], got["last_value"]) == (want["last_ts"], want["last_value"])
 
 
 @settings(max_examples=12, deadline=None)

@@ -3,9 +3,10 @@ fleet's top devices.
 
 `GET /api/v1/devices/{id}/telemetry?metric=&from=&to=&bucket=&agg=`: `from`/`to` are
 RFC 3339 or epoch ms, half-open `[from, to)`; `bucket` like `30s`, `5m`, `1h`, `1d`,
-aligned to UTC (the epoch); agg avg|min|max|sum|count|last. Whole-minute buckets over a
-minute-aligned range read the minute rollups; anything else reads raw rows; the answer
-says which. Without `bucket`, the raw readings themselves.
+aligned to UTC (the epoch); agg avg|min|max|sum|count|last. The range is read from the
+day, hour and minute rollups wherever their buckets fit the answer's, and from raw rows
+at the edges (storage/_series.py); the answer's `source` says which were read, coarsest
+first, like `rollup_1h+rollup_1m+raw`. Without `bucket`, the raw readings themselves.
 
 Every answer carries `X-Sensorium-Served-By` (replica-1, replica-2 or primary) and
 `X-Sensorium-Staleness-Ms` (how far behind the primary that server may be).
@@ -26,7 +27,15 @@ from quart_schema import document_querystring
 from sensorium.http._guard import Guard, bad_request
 from sensorium.http._problem import problem
 from sensorium.http._tokens import Principal
-from sensorium.storage import Connection, ReadPools, ReadTarget
+from sensorium.storage import (
+    Connection,
+    Piece,
+    ReadPools,
+    ReadTarget,
+    fleet_sql,
+    plan_pieces,
+    series_sql,
+)
 
 __all__ = ["MAX_POINTS", "MAX_RANGE", "analytics_blueprint"]
 
@@ -37,23 +46,6 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _AGGS = ("avg", "min", "max", "sum", "count", "last")
 MAX_POINTS = 10_000
 MAX_RANGE = dt.timedelta(days=400)
-
-_RAW_AGG = {
-    "avg": "avg(value)",
-    "min": "min(value)",
-    "max": "max(value)",
-    "sum": "sum(value)",
-    "count": "count(*)",
-    "last": "(array_agg(value ORDER BY ts DESC))[1]",
-}
-_ROLLUP_AGG = {
-    "avg": "sum(sum) / sum(count)",
-    "min": "min(min)",
-    "max": "max(max)",
-    "sum": "sum(sum)",
-    "count": "sum(count)",
-    "last": "(array_agg(last_value ORDER BY last_ts DESC))[1]",
-}
 
 
 class TelemetryQuery(BaseModel):
@@ -121,15 +113,10 @@ def _agg(text: str | None) -> str:
     return agg
 
 
-def _source(rollup: bool, agg: str) -> tuple[str, str, str]:
-    """(table, time column, aggregate expression) of a query on rollups or raw rows."""
-    if rollup:
-        return "rollup_1m", "bucket", _ROLLUP_AGG[agg]
-    return "readings", "ts", _RAW_AGG[agg]
-
-
-def _minute_aligned(moment: dt.datetime) -> bool:
-    return moment.second == 0 and moment.microsecond == 0
+def _sources(pieces: list[Piece]) -> str:
+    names = {piece.source for piece in pieces}
+    order = ("rollup_1d", "rollup_1h", "rollup_1m", "raw")
+    return "+".join(name for name in order if name in names)
 
 
 def _served(response: Response, target: ReadTarget) -> Response:
@@ -202,12 +189,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
                 f"{math.ceil(span_s / bucket_s)} buckets asked for; at most {MAX_POINTS} "
                 "points per answer: widen the bucket or narrow the range"
             )
-        rollup = (
-            bucket_s is not None
-            and bucket_s % 60 == 0
-            and _minute_aligned(start)
-            and _minute_aligned(end)
-        )
+        pieces = plan_pieces(start, end, bucket_s)
 
         async def query(conn: Connection) -> dict[str, Any] | str:
             key = await _device_key(conn, principal.tenant_id, device_id)
@@ -230,20 +212,8 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
                 if len(rows) > MAX_POINTS:
                     return {"too_many": True}
                 return {"points": [(r["b"], r["v"]) for r in rows]}
-            table, column, aggregate = _source(rollup, agg)
-            rows = await conn.fetch(
-                f"""SELECT date_bin(make_interval(secs => $5), {column},
-                                    timestamptz 'epoch') AS b, {aggregate} AS v
-                    FROM {table}
-                    WHERE device_key = $1 AND metric_id = $2 AND {column} >= $3
-                      AND {column} < $4
-                    GROUP BY 1 ORDER BY 1""",
-                key,
-                metric_id,
-                start,
-                end,
-                float(bucket_s),
-            )
+            sql, bounds = series_sql(pieces, agg)
+            rows = await conn.fetch(sql, key, metric_id, float(bucket_s), *bounds)
             return {"points": [(r["b"], r["v"]) for r in rows]}
 
         result, target = await _on_replica(reads, query)
@@ -263,7 +233,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
             agg=agg if bucket_s is not None else None,
             bucket=args.get("bucket") or None,
             **{"from": start.isoformat(), "to": end.isoformat()},
-            source="rollup_1m" if rollup else "raw",
+            source=_sources(pieces) if bucket_s is not None else "raw",
             points=[
                 {"ts": ts.isoformat(), "value": _value(agg, v) if bucket_s else float(v)}
                 for ts, v in result["points"]
@@ -318,25 +288,14 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
             return bad_request(str(exc))
         if agg == "last" or not 1 <= top <= 1000:
             return bad_request("agg: avg, min, max, sum or count; top: between 1 and 1000")
-        rollup = _minute_aligned(start) and _minute_aligned(end)
+        pieces = plan_pieces(start, end, None)
 
         async def query(conn: Connection) -> list[tuple[str, Any]]:
             metric_id = await _metric_id(conn, metric)
             if metric_id is None:
                 return []
-            table, column, aggregate = _source(rollup, agg)
-            rows = await conn.fetch(
-                f"""SELECT d.id, {aggregate} AS v
-                    FROM {table} x JOIN devices d ON d.key = x.device_key
-                    WHERE d.tenant_id = $1 AND x.metric_id = $2 AND x.{column} >= $3
-                      AND x.{column} < $4
-                    GROUP BY d.id ORDER BY v DESC NULLS LAST, d.id LIMIT $5""",
-                principal.tenant_id,
-                metric_id,
-                start,
-                end,
-                top,
-            )
+            sql, bounds = fleet_sql(pieces, agg)
+            rows = await conn.fetch(sql, principal.tenant_id, metric_id, top, *bounds)
             return [(r["id"], r["v"]) for r in rows]
 
         rows, target = await _on_replica(reads, query)
@@ -344,7 +303,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
             metric=metric,
             agg=agg,
             **{"from": start.isoformat(), "to": end.isoformat()},
-            source="rollup_1m" if rollup else "raw",
+            source=_sources(pieces),
             devices=[{"device_id": d, "value": _value(agg, v)} for d, v in rows],
         )
         return _served(response, target)

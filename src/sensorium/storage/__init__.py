@@ -53,6 +53,7 @@ from sensorium.storage._probes import (
     replication_states,
 )
 from sensorium.storage._reads import ReadPools, ReadTarget
+from sensorium.storage._series import Piece, fleet_sql, plan_pieces, series_sql
 from sensorium.storage._sessions import (
     LoginRecord,
     RefreshRefused,
@@ -77,6 +78,7 @@ __all__ = [
     "MetricCatalog",
     "Migration",
     "NewDevice",
+    "Piece",
     "Pool",
     "ReadPools",
     "ReadTarget",
@@ -101,6 +103,7 @@ __all__ = [
     "ensure_tenant",
     "find_login",
     "find_user_by_email",
+    "fleet_sql",
     "get_device",
     "hash_password",
     "hash_token",
@@ -110,12 +113,14 @@ __all__ = [
     "load_high_water_marks",
     "mosquitto_password_hash",
     "new_secret",
+    "plan_pieces",
     "probe_server",
     "prune_batch_ids",
     "replication_states",
     "revoke_refresh_family",
     "rotate_device_token",
     "rotate_refresh_token",
+    "series_sql",
     "update_device",
     "verify_mosquitto_password",
     "verify_password",

@@ -1,5 +1,5 @@
-"""Housekeeping on the primary, off the ingest path: folding minute-rollup deltas and
-forgetting old batch ids.
+"""Housekeeping on the primary, off the ingest path: folding minute-rollup deltas (and
+adding them to the hour and day rollups) and forgetting old batch ids.
 
 The writer appends one rollup delta per (device, metric, minute) a batch touched
 (migration 0004); reads aggregate them, so they are right at any moment. Folding the
@@ -32,14 +32,37 @@ WITH keys AS (
     DELETE FROM rollup_1m r USING keys k
     WHERE r.device_key = k.device_key AND r.metric_id = k.metric_id AND r.bucket = k.bucket
     RETURNING r.*
-)
-INSERT INTO rollup_1m (device_key, metric_id, bucket, count, sum, min, max, last_ts,
-                       last_value, merged)
-SELECT device_key, metric_id, bucket, sum(count), sum(sum), min(min), max(max),
-       max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1], true
-FROM gone
-GROUP BY device_key, metric_id, bucket
+), folded AS (
+    INSERT INTO rollup_1m (device_key, metric_id, bucket, count, sum, min, max, last_ts,
+                           last_value, merged)
+    SELECT device_key, metric_id, bucket, sum(count), sum(sum), min(min), max(max),
+           max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1], true
+    FROM gone
+    GROUP BY device_key, metric_id, bucket
+    RETURNING 1
+), fresh AS (
+    SELECT * FROM gone WHERE NOT merged
+)%s
+SELECT count(*) FROM folded
 """
+_ADD_TO_TIER = """, to_{tier} AS (
+    INSERT INTO rollup_{tier} AS t (device_key, metric_id, bucket, count, sum, min, max,
+                                    last_ts, last_value)
+    SELECT device_key, metric_id, date_bin(interval '{width}', bucket, timestamptz 'epoch'),
+           sum(count), sum(sum), min(min), max(max), max(last_ts),
+           (array_agg(last_value ORDER BY last_ts DESC))[1]
+    FROM fresh GROUP BY 1, 2, 3
+    ON CONFLICT (device_key, metric_id, bucket) DO UPDATE SET
+        count = t.count + excluded.count,
+        sum = t.sum + excluded.sum,
+        min = least(t.min, excluded.min),
+        max = greatest(t.max, excluded.max),
+        last_ts = greatest(t.last_ts, excluded.last_ts),
+        last_value = CASE WHEN excluded.last_ts > t.last_ts THEN excluded.last_value
+                          ELSE t.last_value END
+)"""
+_TIER_WIDTHS = (("1h", "1 hour"), ("1d", "1 day"))
+_FOLD = _FOLD % "".join(_ADD_TO_TIER.format(tier=t, width=w) for t, w in _TIER_WIDTHS)
 
 
 _FOLD_LOCK_KEY = 0x5E45_0003  # every folding pass agrees on it (0001: migrations, 0002: lease)
@@ -64,8 +87,7 @@ async def compact_rollups(pool: Pool, *, settle_s: float, keys_per_pass: int) ->
             # One folding pass at a time, whoever runs it (the engine's housekeeping, a
             # bench, an operator): two passes deleting the same rows would deadlock.
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _FOLD_LOCK_KEY)
-            status = await conn.execute(_FOLD, settle_s, keys_per_pass)
-        done = int(status.split()[-1])  # "INSERT 0 <n>"
+            done: int = await conn.fetchval(_FOLD, settle_s, keys_per_pass)
         folded += done
         if done < keys_per_pass:
             return folded
