@@ -379,8 +379,15 @@ def bench(
     ] = 100_000,
     full: Annotated[
         bool,
-        typer.Option("--full", help="actors, scale: the large sizes (100k devices, 1M actors)."),
+        typer.Option(
+            "--full",
+            help="actors, scale: the large sizes (100k devices, 1M actors); query: 2,000 "
+            "devices, loaded once by COPY and kept for the next run.",
+        ),
     ] = False,
+    data_dir: Annotated[
+        Path, typer.Option(help="query --full: where the loaded stack is kept.")
+    ] = Path(".sensorium/bench-data"),
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write every figure here.")
     ] = None,
@@ -434,8 +441,9 @@ def bench(
         actors=actor_sizes,
         full=full,
         scale=scale,
-        query_devices=devices or 200,
+        query_devices=devices,
         queries=queries,
+        data_dir=data_dir,
     )
     try:
         report = run_suite(suite, options, err)

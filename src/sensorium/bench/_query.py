@@ -15,16 +15,21 @@ import datetime as dt
 import json
 import random
 import secrets as secrets_module
+import shutil
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
 
 from sensorium.bench._ingest import machine_facts
+from sensorium.bench._month_data import day_values, load_month_by_copy
 from sensorium.bench._provision import provision_devices
 from sensorium.bench._stack import BenchStack
 from sensorium.storage import (
+    Connection,
     ReadingBatch,
     compact_rollups,
     connect,
@@ -54,7 +59,8 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 async def _load_month(url: str, keys: list[int], metric_id: int, end_us: int, say: Any) -> int:
-    """30 days of one reading a minute for every device, by COPY in 200k-row batches."""
+    """30 days of one reading a minute for every device, ending at ``end_us`` (a UTC
+    midnight), through the writer's own COPY in batches of up to 200k rows."""
     start_us = end_us - 30 * _DAY_US
     conn = await connect(url, command_timeout=600)
     rows = 0
@@ -64,73 +70,138 @@ async def _load_month(url: str, keys: list[int], metric_id: int, end_us: int, sa
             dt.date(1970, 1, 1) + dt.timedelta(days=start_us // _DAY_US),
             dt.date(1970, 1, 1) + dt.timedelta(days=end_us // _DAY_US),
         )
-        per_batch = max(1, 200_000 // (30 * 1440))
-        for index in range(0, len(keys), per_batch):
-            batch = ReadingBatch(batch_id=secrets_module.randbits(63))
-            for key in keys[index : index + per_batch]:
-                rng = random.Random(key)
-                batch.add_rows(
-                    (key, metric_id, ts, round(20 + 5 * rng.random(), 3), None)
-                    for ts in range(start_us, end_us, _MINUTE_US)
-                )
-            await conn.run(write_batch, batch, timeout=600)
-            rows += batch.count
+        # Minute by minute, every device in each minute: the order the engine writes.
+        minutes_per_batch = max(1, 200_000 // len(keys))
+        for day_start_us in range(start_us, end_us, _DAY_US):
+            values = day_values(keys, day_start_us // _DAY_US).tolist()
+            for first in range(0, 1440, minutes_per_batch):
+                batch = ReadingBatch(batch_id=secrets_module.randbits(63))
+                for minute in range(first, min(first + minutes_per_batch, 1440)):
+                    ts = day_start_us + minute * _MINUTE_US
+                    at = minute * len(keys)
+                    batch.add_rows(
+                        (key, metric_id, ts, values[at + i], None) for i, key in enumerate(keys)
+                    )
+                await conn.run(write_batch, batch, timeout=600)
+                rows += batch.count
             say(f"loaded {rows:,} readings")
     finally:
         await conn.close()
     return rows
 
 
-async def run_query_bench(*, devices: int, queries: int, say: Any = print) -> dict[str, Any]:
-    stack = BenchStack.create()
-    say(f"starting a fresh stack in {stack.state_dir}")
-    stack.up()
+@dataclass
+class _Dataset:
+    """What a loaded stack holds; kept as dataset.json beside a kept stack."""
+
+    devices: dict[str, int]  # device id -> key
+    metric_id: int
+    end_us: int
+    readings: int
+    password: str  # of the bench's viewer account
+    loader: str  # "writer" (the writer's COPY and the compactor) or "copy" (bulk)
+    load_seconds: float
+    ports: list[int]
+
+
+async def _load(stack: BenchStack, devices: int, *, bulk: bool, say: Any) -> _Dataset:
+    fleet = await provision_devices(stack.primary_url, devices, prefix="query")
+    conn = await connect(stack.primary_url)
     try:
-        fleet = await provision_devices(stack.primary_url, devices, prefix="query")
-        conn = await connect(stack.primary_url)
-        try:
-            key_of = {
-                r["id"]: r["key"]
-                for r in await conn.fetch(
-                    "SELECT id, key FROM devices WHERE id = ANY($1)", [d.id for d in fleet]
-                )
-            }
-            metric_id = await conn.fetchval(
-                "INSERT INTO metrics (name) VALUES ('temperature') "
-                "ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id"
+        key_of = {
+            r["id"]: r["key"]
+            for r in await conn.fetch(
+                "SELECT id, key FROM devices WHERE id = ANY($1)", [d.id for d in fleet]
             )
-            password = secrets_module.token_urlsafe(12)
-            await create_user(
-                conn, email="bench@query.local", password=password, role="viewer",
-                tenant="simulator",
-            )  # fmt: skip
-        finally:
-            await conn.close()
-        end_us = int(time.time()) // 3600 * 3600 * 1_000_000  # the last whole hour
-        started = time.perf_counter()
-        rows = await _load_month(
-            stack.primary_url, [key_of[d.id] for d in fleet], metric_id, end_us, say
+        }
+        metric_id = await conn.fetchval(
+            "INSERT INTO metrics (name) VALUES ('temperature') "
+            "ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id"
         )
-        load_s = time.perf_counter() - started
+        password = secrets_module.token_urlsafe(12)
+        await create_user(
+            conn, email="bench@query.local", password=password, role="viewer",
+            tenant="simulator",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    end_us = int(time.time()) // 86_400 * _DAY_US  # the last UTC midnight
+    keys = [key_of[d.id] for d in fleet]
+    started = time.perf_counter()
+    if bulk:
+        rows = await load_month_by_copy(stack.primary_url, keys, metric_id, end_us, say)
+    else:
+        rows = await _load_month(stack.primary_url, keys, metric_id, end_us, say)
         pool = await create_pool(stack.primary_url, min_size=1, max_size=1, command_timeout=600)
         try:
             folded = await compact_rollups(pool, settle_s=0, keys_per_pass=500_000)
         finally:
             await pool.close()
-        say(f"folded {folded:,} minute keys; waiting for the replicas")
+        say(f"folded {folded:,} minute keys")
+    return _Dataset(
+        devices={d.id: key_of[d.id] for d in fleet},
+        metric_id=metric_id,
+        end_us=end_us,
+        readings=rows,
+        password=password,
+        loader="copy" if bulk else "writer",
+        load_seconds=time.perf_counter() - started,
+        ports=stack.port_list,
+    )
+
+
+def _kept_stack(folder: Path, say: Any) -> tuple[BenchStack, _Dataset | None]:
+    """The stack kept in ``folder`` with its dataset, or a new one there (a folder left
+    half-built by an interrupted run is purged first)."""
+    marker = folder / "dataset.json"
+    if marker.exists():
+        dataset = _Dataset(**json.loads(marker.read_text()))
+        say(f"reusing the dataset kept in {folder} ({dataset.readings:,} readings)")
+        return BenchStack.create(state_dir=folder, port_list=dataset.ports), dataset
+    if folder.exists():
+        BenchStack.create(state_dir=folder).down(purge=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    say(f"building a dataset to keep in {folder}")
+    return BenchStack.create(state_dir=folder), None
+
+
+async def _replica_caught_up(replica: Connection, dataset: _Dataset) -> None:
+    key = max(dataset.devices.values())  # the last device loaded
+    with trio.fail_after(3600):
+        while (  # noqa: ASYNC110 (polling another server)
+            await replica.fetchval("SELECT count(*) FROM readings WHERE device_key = $1", key)
+            < 30 * 1440
+        ):
+            await trio.sleep(0.5)
+
+
+async def run_query_bench(
+    *, devices: int, queries: int, keep_in: Path | None = None, say: Any = print
+) -> dict[str, Any]:
+    """With ``keep_in``, the loaded stack is kept in a folder under it (loaded in bulk
+    by COPY) and reused by the next run of the same size."""
+    if keep_in is None:
+        stack, dataset = BenchStack.create(), None
+        say(f"starting a fresh stack in {stack.state_dir}")
+    else:
+        stack, dataset = _kept_stack(keep_in / f"query-{devices}", say)
+    reused = dataset is not None
+    stack.up()
+    try:
+        if dataset is None:
+            dataset = await _load(stack, devices, bulk=keep_in is not None, say=say)
+            if keep_in is not None:
+                (stack.state_dir / "dataset.json").write_text(json.dumps(asdict(dataset)))
+        say("waiting for the replicas")
         replica_port = json.loads(stack.env["SENSORIUM_STACK__REPLICA_PORTS"])[0]
         replica_url = stack.primary_url.replace(f":{stack.ports['primary']}/", f":{replica_port}/")
         replica = await connect(replica_url, command_timeout=600)
         try:
-            with trio.fail_after(600):  # the last device's month has reached replica-1
-                while (  # noqa: ASYNC110 (polling another server)
-                    await replica.fetchval(
-                        "SELECT count(*) FROM readings WHERE device_key = $1",
-                        key_of[fleet[-1].id],
-                    )
-                    < 30 * 1440
-                ):
-                    await trio.sleep(0.5)
+            await _replica_caught_up(replica, dataset)
+            end_us, metric_id, password = dataset.end_us, dataset.metric_id, dataset.password
+            fleet = sorted(dataset.devices)
+            key_of = dataset.devices
             start = dt.datetime.fromtimestamp(end_us / 1e6 - 30 * 86400, dt.UTC)
             end = dt.datetime.fromtimestamp(end_us / 1e6, dt.UTC)
             async with httpx.AsyncClient(base_url=stack.http_url, timeout=60) as client:
@@ -143,14 +214,14 @@ async def run_query_bench(*, devices: int, queries: int, say: Any = print) -> di
                 api: list[float] = []
                 raw: list[float] = []
                 served: dict[str, int] = {}
-                checked = False
+                agreed = 0
                 source = "?"
                 say(f"{queries} API queries and {queries} raw SQL aggregates, interleaved")
                 for _ in range(queries):
                     device = rng.choice(fleet)
                     began = time.perf_counter()
                     answer = await client.get(
-                        f"/api/v1/devices/{device.id}/telemetry",
+                        f"/api/v1/devices/{device}/telemetry",
                         headers=headers,
                         params={
                             "metric": "temperature",
@@ -167,28 +238,39 @@ async def run_query_bench(*, devices: int, queries: int, say: Any = print) -> di
                     by = answer.headers.get("X-Sensorium-Served-By", "?")
                     served[by] = served.get(by, 0) + 1
                     began = time.perf_counter()
-                    truth = await replica.fetch(_RAW_SQL, key_of[device.id], metric_id, start, end)
+                    truth = await replica.fetch(_RAW_SQL, key_of[device], metric_id, start, end)
                     raw.append(time.perf_counter() - began)
-                    if not checked:  # the two agree (checked once; the tests check more)
-                        points = answer.json()["points"]
-                        assert len(points) == len(truth) == 720, (len(points), len(truth))
-                        assert all(
-                            abs(p["value"] - float(t["v"])) < 1e-6
+                    points = answer.json()["points"]  # every answer agrees with the raw rows
+                    if (
+                        len(points) != 720
+                        or len(truth) != 720
+                        or any(
+                            abs(p["value"] - float(t["v"])) > 1e-6
                             for p, t in zip(points, truth, strict=True)
                         )
-                        checked = True
+                    ):
+                        raise RuntimeError(f"the API and the raw rows disagree for {device}")
+                    agreed += 1
         finally:
             await replica.close()
     finally:
-        stack.down()
+        stack.down(purge=keep_in is None)
     api_p, raw_p = _percentiles(api), _percentiles(raw)
     return {
         "suite": "query",
         "options": {"devices": devices, "queries": queries, "days": 30, "bucket": "1h"},
-        "data": {"readings": rows, "load_seconds": load_s, "rows_per_s": rows / load_s},
+        "data": {
+            "readings": dataset.readings,
+            "loaded_by": dataset.loader,
+            "load_seconds": dataset.load_seconds,
+            "rows_per_s": dataset.readings / dataset.load_seconds,
+            "reused": reused,
+            "kept_in": str(stack.state_dir) if keep_in is not None else None,
+        },
         "api": {
             **api_p,
             "served_by": served,
+            "answers_equal_to_raw": agreed,
             "source": source,
             "samples_ms": [round(x * 1000, 3) for x in api],
         },

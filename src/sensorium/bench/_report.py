@@ -141,6 +141,14 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             f"{raw['samples']:.0f}",
         )
         console.print(table)
+        data = report["data"]
+        how = (
+            "reused from " + data["kept_in"] if data["reused"] else f"loaded by {data['loaded_by']}"
+        )
+        console.print(
+            f"data {how} ({data['rows_per_s']:,.0f} readings/s when loaded); "
+            f"{api['answers_equal_to_raw']} of {api['samples']:.0f} API answers equal to raw SQL"
+        )
         console.print(
             f"raw / API: {report['ratios']['raw_p50_over_api_p50']:.1f}x at p50, "
             f"{report['ratios']['raw_p95_over_api_p95']:.1f}x at p95"

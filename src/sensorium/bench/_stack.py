@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,20 @@ class BenchStack:
     state_dir: Path
     env: dict[str, str]
     ports: dict[str, int]
+    port_list: list[int] = field(default_factory=list)
 
     @classmethod
-    def create(cls, extra_env: dict[str, str] | None = None) -> BenchStack:
-        primary, r1, r2, mqtt, mqtt_tls, http = free_ports(6)
-        state_dir = Path(tempfile.mkdtemp(prefix="sensorium-bench-"))
+    def create(
+        cls,
+        extra_env: dict[str, str] | None = None,
+        *,
+        state_dir: Path | None = None,
+        port_list: list[int] | None = None,
+    ) -> BenchStack:
+        """A stack in a new temporary folder on free ports, or in ``state_dir`` on
+        ``port_list`` (a kept stack: its replicas know the primary by its port)."""
+        primary, r1, r2, mqtt, mqtt_tls, http = port_list or free_ports(6)
+        state_dir = state_dir or Path(tempfile.mkdtemp(prefix="sensorium-bench-"))
         env = {
             **os.environ,
             "SENSORIUM_STATE_DIR": str(state_dir),
@@ -51,7 +60,7 @@ class BenchStack:
             **(extra_env or {}),
         }
         ports = {"primary": primary, "mqtt": mqtt, "http": http}
-        return cls(state_dir, env, ports)
+        return cls(state_dir, env, ports, [primary, r1, r2, mqtt, mqtt_tls, http])
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
@@ -78,9 +87,9 @@ class BenchStack:
         if result.returncode != 0:
             raise RuntimeError(f"sensorium up failed: {result.stderr[-3000:]}")
 
-    def down(self) -> None:
+    def down(self, *, purge: bool = True) -> None:
         subprocess.run(
-            [sys.executable, "-m", "sensorium", "down", "--purge"],
+            [sys.executable, "-m", "sensorium", "down", *(["--purge"] if purge else [])],
             env=self.env,
             capture_output=True,
             timeout=300,

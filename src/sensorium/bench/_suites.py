@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -37,8 +38,10 @@ class SuiteOptions:
     actors: tuple[int, ...] | None = None  # None: the suite's default sizes
     full: bool = False
     scale: ScaleOptions | None = None  # None: the default (or `full`) curves
-    query_devices: int = 200
+    query_devices: int | None = None  # None: 200, or 2,000 with `full`
     queries: int = 100
+    # `full`: where the query suite keeps its loaded stack, to reuse it next time
+    data_dir: Path = Path(".sensorium/bench-data")
 
 
 async def _with_asyncio(fn: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
@@ -96,10 +99,15 @@ def run_suite(suite: str, options: SuiteOptions, console: Console) -> dict[str, 
             runs = trio.run(_actor_sizes, sizes, say)
             return {"suite": "actors", "actors": runs[0], "sizes": runs}
         if suite == "query":
-            devices = 2000 if options.full else options.query_devices
+            devices = options.query_devices or (2000 if options.full else 200)
             return trio.run(
                 _with_asyncio,
-                lambda: run_query_bench(devices=devices, queries=options.queries, say=say),
+                lambda: run_query_bench(
+                    devices=devices,
+                    queries=options.queries,
+                    keep_in=options.data_dir if options.full else None,
+                    say=say,
+                ),
             )
         if suite == "scale":
             scale = options.scale or (FULL_SCALE if options.full else ScaleOptions())
