@@ -20,6 +20,9 @@ from trio_asyncio import aio_as_trio
 __all__ = ["Connection", "Pool", "connect", "create_pool"]
 
 T = TypeVar("T")
+# Every session speaks UTC: timestamps the server formats (JSON built in SQL) read the
+# same whoever configured the server.
+_SESSION = {"timezone": "UTC"}
 
 
 class Connection:
@@ -151,7 +154,10 @@ async def connect(
     application_name: str | None = None,
 ) -> Connection:
     """One connection outside any pool (probes, migrations, the engine's lock)."""
-    server_settings = {"application_name": application_name} if application_name else None
+    server_settings = {
+        **_SESSION,
+        **({"application_name": application_name} if application_name else {}),
+    }
     raw = await aio_as_trio(asyncpg.connect)(
         url, timeout=timeout, command_timeout=command_timeout, server_settings=server_settings
     )
@@ -173,5 +179,6 @@ async def create_pool(
         max_size=max_size,
         timeout=timeout,
         command_timeout=command_timeout,
+        server_settings=_SESSION,
     )
     return Pool(raw, url=url, timeout=command_timeout)

@@ -92,15 +92,14 @@ def plan_pieces(
     return [Piece("raw", start, end)]
 
 
-def _union(pieces: list[Piece], devices: str, first_param: int) -> tuple[str, list[dt.datetime]]:
-    """The pieces as one UNION ALL of partial aggregates; ``devices`` filters
-    device_key (with $2 the metric id); bounds are parameters from ``first_param``."""
+def _union(pieces: list[Piece], where: str, first_param: int) -> tuple[str, list[dt.datetime]]:
+    """The pieces as one UNION ALL of partial aggregates; ``where`` picks the devices
+    and the metric; bounds are parameters from ``first_param``."""
     selects = []
     bounds: list[dt.datetime] = []
     for piece in pieces:
         lo, hi = f"${first_param + len(bounds)}", f"${first_param + len(bounds) + 1}"
         bounds += [piece.start, piece.end]
-        where = f"{devices} AND metric_id = $2"
         if piece.source == "raw":
             selects.append(
                 f"SELECT {_RAW_COLUMNS} FROM readings WHERE {where} AND ts >= {lo} AND ts < {hi}"
@@ -115,19 +114,32 @@ def _union(pieces: list[Piece], devices: str, first_param: int) -> tuple[str, li
                 f"SELECT {_COLUMNS} FROM rollup_1m "
                 f"WHERE {where} AND NOT merged AND bucket >= {lo} AND bucket < {hi}"
             )
-    return "\n    UNION ALL ".join(selects), bounds
+    return "\n        UNION ALL ".join(selects), bounds
 
 
 def series_sql(pieces: list[Piece], agg: str) -> tuple[str, list[dt.datetime]]:
-    """One device's buckets: parameters $1 device key, $2 metric id, $3 bucket width
-    in seconds, then the returned bounds. Rows (b, v) in time order."""
-    union, bounds = _union(pieces, "device_key = $1", 4)
+    """One device's buckets, in one round trip: parameters $1 tenant id, $2 device id,
+    $3 metric name, $4 bucket width in seconds, then the returned bounds. One row:
+    ``found`` (is there such a device in the tenant) and ``points``, the JSON text of
+    ``[{"ts", "value"}]`` in time order (made by the server: a month of hourly points
+    costs Python's JSON encoder more than the query)."""
+    union, bounds = _union(
+        pieces,
+        "device_key = (SELECT key FROM devices WHERE tenant_id = $1 AND id = $2) "
+        "AND metric_id = (SELECT id FROM metrics WHERE name = $3)",
+        5,
+    )
     sql = f"""
-SELECT date_bin(make_interval(secs => $3), t, timestamptz 'epoch') AS b, {AGGREGATES[agg]} AS v
+SELECT EXISTS (SELECT FROM devices WHERE tenant_id = $1 AND id = $2) AS found,
+       coalesce(json_agg(json_build_object('ts', b, 'value', v) ORDER BY b), '[]') AS points
 FROM (
-    {union}
-) p
-GROUP BY 1 ORDER BY 1"""
+    SELECT date_bin(make_interval(secs => $4), t, timestamptz 'epoch') AS b,
+           {AGGREGATES[agg]} AS v
+    FROM (
+        {union}
+    ) p
+    GROUP BY 1
+) s"""
     return sql, bounds
 
 
@@ -135,7 +147,9 @@ def fleet_sql(pieces: list[Piece], agg: str) -> tuple[str, list[dt.datetime]]:
     """A tenant's top devices over the whole range: parameters $1 tenant id, $2 metric
     id, $3 how many, then the returned bounds. Rows (id, v), highest first."""
     union, bounds = _union(
-        pieces, "device_key IN (SELECT key FROM devices WHERE tenant_id = $1)", 4
+        pieces,
+        "device_key IN (SELECT key FROM devices WHERE tenant_id = $1) AND metric_id = $2",
+        4,
     )
     sql = f"""
 SELECT d.id, s.v FROM (
