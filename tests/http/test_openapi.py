@@ -1,5 +1,5 @@
 """The API describes itself: OpenAPI 3.1 at /openapi.json with every public route and
-the request schemas, and a docs page."""
+the request and response schemas, and a docs page."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def test_openapi_lists_every_public_route_with_its_request_schema(stack: StackHa
     query = spec["paths"]["/api/v1/devices/{device_id}/telemetry"]["get"]["parameters"]
     assert {"metric", "from", "to", "bucket", "agg"} <= {p["name"] for p in query}
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    # Every answer with a body has its shape documented.
+    for (method, path), status in {
+        ("post", "/api/v1/auth/login"): "200",
+        ("get", "/api/v1/devices"): "200",
+        ("post", "/api/v1/devices"): "201",
+        ("get", "/api/v1/devices/{device_id}/telemetry"): "200",
+        ("get", "/api/v1/fleet/summary"): "200",
+        ("post", "/api/v1/telemetry"): "200",
+    }.items():
+        documented = spec["paths"][path][method]["responses"][status]["content"]
+        assert "schema" in documented["application/json"], (method, path)
 
 
 def test_docs_page_is_served(stack: StackHandle) -> None:

@@ -11,10 +11,11 @@ import asyncpg
 import trio
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from sensorium.http._guard import EMAIL, Guard, read_body
 from sensorium.http._problem import problem
+from sensorium.http._schemas import TenantCreated, TenantList, UserCreated, UserList
 from sensorium.http._tokens import Principal
 from sensorium.storage import Pool, Role, hash_password
 
@@ -49,6 +50,7 @@ def accounts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return name
 
     @bp.get("/tenants")
+    @document_response(TenantList)
     @guard()
     async def tenants(principal: Principal) -> Response:
         if principal.role == "admin" and await _tenant_name(principal.tenant_id) == PLATFORM_TENANT:
@@ -65,6 +67,7 @@ def accounts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         )
 
     @bp.post("/tenants")
+    @document_response(TenantCreated, 201)
     @document_request(TenantCreate)
     @guard(roles=ADMINS)
     async def create_tenant(principal: Principal) -> Response:
@@ -104,6 +107,7 @@ def accounts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return response
 
     @bp.get("/users")
+    @document_response(UserList)
     @guard(roles=ADMINS)
     async def users(principal: Principal) -> Response:
         rows = await pool.fetch(
@@ -125,6 +129,7 @@ def accounts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         )
 
     @bp.post("/users")
+    @document_response(UserCreated, 201)
     @document_request(UserCreate)
     @guard(roles=ADMINS)
     async def create(principal: Principal) -> Response:

@@ -23,10 +23,11 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify, request
-from quart_schema import document_querystring
+from quart_schema import document_querystring, document_response
 
 from sensorium.http._guard import Guard, bad_request
 from sensorium.http._problem import problem
+from sensorium.http._schemas import FleetSummary, LatestValues, Series
 from sensorium.http._tokens import Principal
 from sensorium.storage import (
     Connection,
@@ -171,6 +172,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
     bp = Blueprint("analytics", __name__, url_prefix="/api/v1")
 
     @bp.get("/devices/<device_id>/telemetry")
+    @document_response(Series)
     @document_querystring(TelemetryQuery)
     @guard()
     async def telemetry(device_id: str, principal: Principal) -> Response:
@@ -249,6 +251,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
         return _served(jsonify(**head, points=points_list), target)
 
     @bp.get("/devices/<device_id>/latest")
+    @document_response(LatestValues)
     @guard()
     async def latest(device_id: str, principal: Principal) -> Response:
         async def query(conn: Connection) -> dict[str, Any] | None:
@@ -280,6 +283,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
         return _served(jsonify(result), target)
 
     @bp.get("/fleet/summary")
+    @document_response(FleetSummary)
     @document_querystring(FleetQuery)
     @guard()
     async def fleet_summary(principal: Principal) -> Response:

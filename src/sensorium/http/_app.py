@@ -6,12 +6,13 @@ from collections.abc import Mapping, Sequence
 
 import trio
 from prometheus_client import CollectorRegistry
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from sensorium import __version__
+from sensorium.http._guard import bad_request
 from sensorium.http._health import HealthCheck, health_blueprint
 from sensorium.http._problem import problem
 from sensorium.logs import get_logger
@@ -44,6 +45,17 @@ def create_app(
     app.register_blueprint(health_blueprint(checks=checks, registry=registry))
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+
+    @app.before_request
+    async def no_nul_characters() -> Response | None:
+        # PostgreSQL text cannot hold U+0000: a NUL in an id or a query value would
+        # fail deep in a query. Refuse it here, naming where it was.
+        if "\x00" in request.path:
+            return bad_request("path: NUL character")
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                return bad_request(f"{name!r}: NUL character")
+        return None
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

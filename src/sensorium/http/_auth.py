@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import trio
 from pydantic import BaseModel, Field
 from quart import Blueprint, Response, jsonify, request
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from sensorium.config import AuthSettings
 from sensorium.http._guard import NO_CONTROL, read_body, unauthorized
 from sensorium.http._limits import FailureWindow, retry_after_header
 from sensorium.http._problem import problem
+from sensorium.http._schemas import TokenPair
 from sensorium.http._tokens import AccessTokens
 from sensorium.storage import (
     Pool,
@@ -88,6 +89,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
     bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
     @bp.post("/login")
+    @document_response(TokenPair)
     @document_request(LoginRequest)
     async def login() -> Response:
         body = await read_body(LoginRequest)
@@ -120,6 +122,7 @@ def auth_blueprint(api: AuthApi) -> Blueprint:
         return api.token_response(record.user, refresh_token)
 
     @bp.post("/refresh")
+    @document_response(TokenPair)
     @document_request(RefreshRequest)
     async def refresh() -> Response:
         body = await read_body(RefreshRequest)

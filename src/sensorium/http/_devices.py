@@ -15,10 +15,17 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, Response, jsonify, request
-from quart_schema import document_querystring, document_request
+from quart_schema import document_querystring, document_request, document_response
 
 from sensorium.http._guard import NO_CONTROL, Guard, bad_request, read_body
 from sensorium.http._problem import problem
+from sensorium.http._schemas import (
+    DeadLetterPage,
+    DevicePage,
+    DeviceToken,
+    DeviceView,
+    NewDeviceView,
+)
 from sensorium.http._tokens import Principal
 from sensorium.storage import (
     Pool,
@@ -94,6 +101,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     bp = Blueprint("devices", __name__, url_prefix="/api/v1")
 
     @bp.get("/devices")
+    @document_response(DevicePage)
     @document_querystring(DeviceQuery)
     @guard()
     async def list_all(principal: Principal) -> Response:
@@ -127,6 +135,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         )
 
     @bp.post("/devices")
+    @document_response(NewDeviceView, 201)
     @document_request(DeviceCreate)
     @guard(roles=_WRITERS)
     async def create(principal: Principal) -> Response:
@@ -144,6 +153,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return response
 
     @bp.get("/devices/<device_id>")
+    @document_response(DeviceView)
     @guard()
     async def read(device_id: str, principal: Principal) -> Response:
         async with pool.acquire() as conn:
@@ -151,6 +161,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return jsonify(device.as_json()) if device is not None else _not_found(device_id)
 
     @bp.patch("/devices/<device_id>")
+    @document_response(DeviceView)
     @document_request(DeviceUpdate)
     @guard(roles=_WRITERS)
     async def update(device_id: str, principal: Principal) -> Response:
@@ -175,6 +186,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return Response(b"", status=204) if deleted else _not_found(device_id)
 
     @bp.post("/devices/<device_id>/token")
+    @document_response(DeviceToken)
     @guard(roles=_WRITERS)
     async def rotate(device_id: str, principal: Principal) -> Response:
         async with pool.acquire() as conn:
@@ -188,6 +200,7 @@ def devices_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         return response
 
     @bp.get("/dead-letters")
+    @document_response(DeadLetterPage)
     @guard()
     async def dead_letters(principal: Principal) -> Response:
         try:

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import trio
 from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_response
 
 from sensorium.actors import Envelope, IngestPipeline, Receipt, Rejected
 from sensorium.engine import MailboxClosed, MailboxFull
 from sensorium.http._guard import bearer_token, rate_limited, unauthorized
 from sensorium.http._limits import TokenBuckets
 from sensorium.http._problem import problem
+from sensorium.http._schemas import IngestReceipt
 from sensorium.sources import Limits, decode_payload
 from sensorium.storage import hash_token
 
@@ -56,6 +58,7 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
     )
 
     @bp.post("/api/v1/telemetry")
+    @document_response(IngestReceipt)
     async def telemetry() -> Response:
         token = bearer_token()
         if token is None:
