@@ -4,6 +4,7 @@ BENCHMARKS.md, never asserted here)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,29 @@ def test_bench_query_times_the_api_beside_raw_sql(tmp_path: Path) -> None:
     assert report["data"]["readings"] == 3 * 30 * 1440
     assert report["api"]["samples"] == report["raw_sql_on_replica"]["samples"] == 6
     assert report["api"]["source"] == "rollup_1h"  # the range is whole hours
+    assert report["api"]["answers_equal_to_raw"] == 6
+    assert report["data"]["loaded_by"] == "writer" and not report["data"]["reused"]
     assert set(report["api"]["served_by"]) <= {"replica-1", "replica-2", "primary"}
     assert report["ratios"]["raw_p50_over_api_p50"] > 0
     assert "same aggregate in SQL on raw rows" in result.stdout
+
+
+def test_bench_query_full_keeps_its_loaded_stack_and_reuses_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = ("query", "--full", "--devices", "2", "--queries", "3", "--data-dir", str(data))
+    _, first = _bench(tmp_path, *args)
+    assert first["data"]["loaded_by"] == "copy" and not first["data"]["reused"]
+    assert (data / "query-2" / "dataset.json").exists()
+    result, second = _bench(tmp_path, *args)
+    assert second["data"]["reused"] and second["data"]["readings"] == 2 * 30 * 1440
+    assert second["api"]["answers_equal_to_raw"] == 3
+    assert "reused from" in result.stdout
+    down = subprocess.run(
+        [*SENSORIUM, "down", "--purge"],
+        env={**os.environ, "SENSORIUM_STATE_DIR": str(data / "query-2")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert down.returncode == 0, down.stderr
