@@ -264,6 +264,7 @@ async def serve(
             mailbox_size=engine.mailbox_size,
             idle_timeout_s=engine.idle_timeout_s,
             batch_rows=engine.batch_rows,
+            batch_rows_max=engine.batch_rows_max,
             batch_age_s=engine.batch_age_ms / 1000,
             writer_queue=engine.writer_queue,
             shutdown_timeout_s=engine.shutdown_timeout_s,

@@ -31,6 +31,7 @@ class PipelineOptions:
     mailbox_size: int = 64
     idle_timeout_s: float = 60.0
     batch_rows: int = 20_000
+    batch_rows_max: int = 100_000
     batch_age_s: float = 0.02
     writer_queue: int = 1024
     shutdown_timeout_s: float = 20.0
@@ -57,6 +58,7 @@ class IngestPipeline:
         writer = Writer(
             pool,
             batch_rows=options.batch_rows,
+            batch_rows_max=options.batch_rows_max,
             batch_age_s=options.batch_age_s,
             queue_size=options.writer_queue,
             timeout_s=options.command_timeout_s,

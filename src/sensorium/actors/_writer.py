@@ -78,11 +78,13 @@ class Writer:
         batch_rows: int,
         batch_age_s: float,
         queue_size: int,
+        batch_rows_max: int | None = None,
         timeout_s: float = 30.0,
         retry_cap_s: float = 5.0,
     ) -> None:
         self._pool = pool
         self._batch_rows = batch_rows
+        self._batch_rows_max = max(batch_rows, batch_rows_max or 5 * batch_rows)
         self._batch_age_s = batch_age_s
         self._timeout_s = timeout_s
         self._retry_cap_s = retry_cap_s
@@ -159,8 +161,9 @@ class Writer:
             await trio.sleep(3600)
 
     async def _build(self) -> tuple[ReadingBatch, list[Receipt], bool] | None:
-        """The next batch: full, or old enough while the committer is free (while it is
-        busy, the batch keeps growing). None when the queue is closed and drained."""
+        """The next batch: full, or old enough, once the committer is free (while it is
+        busy, the batch keeps growing, up to batch_rows_max). None when the queue is
+        closed and drained."""
         first = await self._next(deadline=None)
         if first is _END:
             return None
@@ -171,7 +174,14 @@ class Writer:
         self._add(batch, receipts, first)
         deadline = trio.current_time() + self._batch_age_s
         taken = 0
-        while batch.count < self._batch_rows:
+        while True:
+            if batch.count >= self._batch_rows and (
+                not self._committing or batch.count >= self._batch_rows_max
+            ):
+                # Full. While the previous batch still commits, this one could only
+                # wait: it grows instead (up to batch_rows_max), so a backlog drains in
+                # fewer, larger commits, each still acknowledged only once it commits.
+                break
             taken += 1
             if taken % _YIELD_EVERY == 0:
                 # Taking queued requests never blocks while they keep coming: let the

@@ -29,6 +29,7 @@ __all__ = [
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 WRITER_BATCH_ROWS = 20_000  # the engine's default (SENSORIUM_ENGINE__BATCH_ROWS)
+WRITER_BATCH_ROWS_MAX = 100_000  # SENSORIUM_ENGINE__BATCH_ROWS_MAX
 
 Row = tuple[int, int, int, float, int]
 
@@ -157,7 +158,13 @@ async def writer_alone(
     message-sized requests as the device actors feed it."""
     tune_garbage_collector()  # as the engine does
     pool = await create_pool(url, min_size=1, max_size=2, command_timeout=600)
-    writer = Writer(pool, batch_rows=WRITER_BATCH_ROWS, batch_age_s=0.02, queue_size=1024)
+    writer = Writer(
+        pool,
+        batch_rows=WRITER_BATCH_ROWS,
+        batch_rows_max=WRITER_BATCH_ROWS_MAX,
+        batch_age_s=0.02,
+        queue_size=1024,
+    )
     shifted = [(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows]
     chunk = 3
     try:
@@ -170,7 +177,14 @@ async def writer_alone(
         seconds = time.perf_counter() - started
     finally:
         await pool.close()
-    return {"rows": len(rows), "seconds": seconds, "rows_per_s": len(rows) / seconds}
+    batches = writer.statistics().batches
+    return {
+        "rows": len(rows),
+        "seconds": seconds,
+        "rows_per_s": len(rows) / seconds,
+        "batches": batches,
+        "mean_batch_rows": len(rows) / max(1, batches),
+    }
 
 
 async def writer_rounds(

@@ -29,7 +29,6 @@ from sensorium.bench._month_data import day_values, load_month_by_copy
 from sensorium.bench._provision import provision_devices
 from sensorium.bench._stack import BenchStack
 from sensorium.storage import (
-    Connection,
     ReadingBatch,
     compact_rollups,
     connect,
@@ -168,21 +167,42 @@ def _kept_stack(folder: Path, say: Any) -> tuple[BenchStack, _Dataset | None]:
     return BenchStack.create(_ENV, state_dir=folder), None
 
 
-async def _replica_caught_up(replica: Connection, dataset: _Dataset) -> None:
-    key = max(dataset.devices.values())  # the last device loaded
-    with trio.fail_after(3600):
-        while (  # noqa: ASYNC110 (polling another server)
-            await replica.fetchval("SELECT count(*) FROM readings WHERE device_key = $1", key)
-            < 30 * 1440
-        ):
-            await trio.sleep(0.5)
+async def _replicas_caught_up(stack: BenchStack, say: Any) -> None:
+    """Both replicas have replayed everything the primary wrote so far: timing queries
+    while a replica still replays a bulk load would time its disk, not the query."""
+    primary = await connect(stack.primary_url)
+    try:
+        target = await primary.fetchval("SELECT pg_current_wal_lsn()::text")
+    finally:
+        await primary.close()
+    for port in json.loads(stack.env["SENSORIUM_STACK__REPLICA_PORTS"]):
+        replica = await connect(_on_port(stack, port))
+        try:
+            with trio.fail_after(3600):
+                while not await replica.fetchval(  # noqa: ASYNC110 (polling another server)
+                    "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", target
+                ):
+                    await trio.sleep(1)
+        finally:
+            await replica.close()
+    say(f"both replicas have replayed the primary's WAL up to {target}")
+
+
+def _on_port(stack: BenchStack, port: int) -> str:
+    return stack.primary_url.replace(f":{stack.ports['primary']}/", f":{port}/")
 
 
 async def run_query_bench(
-    *, devices: int, queries: int, keep_in: Path | None = None, say: Any = print
+    *,
+    devices: int,
+    queries: int,
+    keep_in: Path | None = None,
+    warmup: int = 20,
+    say: Any = print,
 ) -> dict[str, Any]:
     """With ``keep_in``, the loaded stack is kept in a folder under it (loaded in bulk
-    by COPY) and reused by the next run of the same size."""
+    by COPY) and reused by the next run of the same size. The first ``warmup`` queries
+    of each path are timed apart: the stack has just started, its caches are cold."""
     if keep_in is None:
         stack, dataset = BenchStack.create(_ENV), None
         say(f"starting a fresh stack in {stack.state_dir}")
@@ -196,11 +216,10 @@ async def run_query_bench(
             if keep_in is not None:
                 (stack.state_dir / "dataset.json").write_text(json.dumps(asdict(dataset)))
         say("waiting for the replicas")
+        await _replicas_caught_up(stack, say)
         replica_port = json.loads(stack.env["SENSORIUM_STACK__REPLICA_PORTS"])[0]
-        replica_url = stack.primary_url.replace(f":{stack.ports['primary']}/", f":{replica_port}/")
-        replica = await connect(replica_url, command_timeout=600)
+        replica = await connect(_on_port(stack, replica_port), command_timeout=600)
         try:
-            await _replica_caught_up(replica, dataset)
             end_us, metric_id, password = dataset.end_us, dataset.metric_id, dataset.password
             fleet = sorted(dataset.devices)
             key_of = dataset.devices
@@ -218,8 +237,11 @@ async def run_query_bench(
                 served: dict[str, int] = {}
                 agreed = 0
                 source = "?"
-                say(f"{queries} API queries and {queries} raw SQL aggregates, interleaved")
-                for _ in range(queries):
+                say(
+                    f"{warmup} + {queries} API queries and as many raw SQL aggregates, "
+                    "interleaved (the first ones warm the caches and are reported apart)"
+                )
+                for _ in range(warmup + queries):
                     device = rng.choice(fleet)
                     began = time.perf_counter()
                     answer = await client.get(
@@ -257,10 +279,18 @@ async def run_query_bench(
             await replica.close()
     finally:
         stack.down(purge=keep_in is None)
+    api_cold, api = api[:warmup], api[warmup:]
+    raw_cold, raw = raw[:warmup], raw[warmup:]
     api_p, raw_p = _percentiles(api), _percentiles(raw)
     return {
         "suite": "query",
-        "options": {"devices": devices, "queries": queries, "days": 30, "bucket": "1h"},
+        "options": {
+            "devices": devices,
+            "queries": queries,
+            "warmup": warmup,
+            "days": 30,
+            "bucket": "1h",
+        },
         "data": {
             "readings": dataset.readings,
             "loaded_by": dataset.loader,
@@ -275,6 +305,11 @@ async def run_query_bench(
             "answers_equal_to_raw": agreed,
             "source": source,
             "samples_ms": [round(x * 1000, 3) for x in api],
+        },
+        # The first queries after the stack starts, each path's caches still cold.
+        "cold": {
+            "api": _percentiles(api_cold) if api_cold else None,
+            "raw_sql_on_replica": _percentiles(raw_cold) if raw_cold else None,
         },
         "raw_sql_on_replica": {**raw_p, "samples_ms": [round(x * 1000, 3) for x in raw]},
         "ratios": {

@@ -101,14 +101,14 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         table.add_column("writer / this", justify="right")
         writer = report["writer_alone"]
         table.add_row(
-            "the engine's writer",
+            f"the engine's writer (batches of {writer.get('mean_batch_rows', 0):,.0f} rows)",
             _rate(writer["rows_per_s"]),
             " / ".join(_rate(r) for r in writer["runs"]),
             "1.00",
         )
         for name, label in (
             ("asyncpg_copy", "asyncpg COPY, one transaction"),
-            ("asyncpg_copy_batched", "asyncpg COPY into readings, same commits"),
+            ("asyncpg_copy_batched", "asyncpg COPY into readings, 20k-row commits"),
         ):
             base = report["baselines"][name]
             table.add_row(
@@ -140,6 +140,14 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             f"{raw['p95_ms']:.1f}",
             f"{raw['samples']:.0f}",
         )
+        cold = report.get("cold") or {}
+        if cold.get("api") and cold.get("raw_sql_on_replica"):
+            table.add_row(
+                f"cold: the first {report['options']['warmup']} of each, API / raw SQL",
+                f"{cold['api']['p50_ms']:.1f} / {cold['raw_sql_on_replica']['p50_ms']:.1f}",
+                f"{cold['api']['p95_ms']:.1f} / {cold['raw_sql_on_replica']['p95_ms']:.1f}",
+                f"{cold['api']['samples']:.0f}",
+            )
         console.print(table)
         data = report["data"]
         how = (
@@ -147,7 +155,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         )
         console.print(
             f"data {how} ({data['rows_per_s']:,.0f} readings/s when loaded); "
-            f"{api['answers_equal_to_raw']} of {api['samples']:.0f} API answers equal to raw SQL"
+            f"{api['answers_equal_to_raw']} of "
+            f"{api['samples'] + report['options'].get('warmup', 0):.0f} API answers equal to raw SQL"
         )
         console.print(
             f"raw / API: {report['ratios']['raw_p50_over_api_p50']:.1f}x at p50, "

@@ -179,6 +179,11 @@ class EngineSettings(_Section):
         default=60.0, gt=0, description="Idle seconds before a device actor passivates."
     )
     batch_rows: int = Field(default=20_000, ge=1, description="Most readings in one COPY batch.")
+    batch_rows_max: int = Field(
+        default=100_000,
+        ge=1,
+        description="Most readings in one batch while the previous one still commits.",
+    )
     batch_age_ms: float = Field(
         default=20.0, ge=0, description="Longest wait to fill a batch before committing it."
     )
