@@ -156,7 +156,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         console.print(
             f"data {how} ({data['rows_per_s']:,.0f} readings/s when loaded); "
             f"{api['answers_equal_to_raw']} of "
-            f"{api['samples'] + report['options'].get('warmup', 0):.0f} API answers equal to raw SQL"
+            f"{api['samples'] + report['options'].get('warmup', 0):.0f} API answers "
+            "equal to raw SQL"
         )
         console.print(
             f"raw / API: {report['ratios']['raw_p50_over_api_p50']:.1f}x at p50, "
