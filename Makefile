@@ -36,10 +36,12 @@ bench: $(STAMP) system-packages
 	$(BIN)/sensorium bench ingest --transport http --devices 1000 --messages 50 --json bench-results/ingest-http-1k.json --plot bench-results/ingest-http-1k.png
 	$(BIN)/sensorium bench writer --devices 10000 --messages 10 --json bench-results/writer-10k.json --plot bench-results/writer-10k.png
 	$(BIN)/sensorium bench scale --json bench-results/scale.json --plot bench-results/scale.png
+	$(BIN)/sensorium bench query --json bench-results/query.json --plot bench-results/query.png
 
 bench-full: $(STAMP) system-packages
 	mkdir -p bench-results
 	$(BIN)/sensorium bench scale --full --json bench-results/scale-full.json --plot bench-results/scale-full.png
+	$(BIN)/sensorium bench query --full --json bench-results/query-full.json --plot bench-results/query-full.png
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
