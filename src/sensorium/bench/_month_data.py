@@ -179,9 +179,6 @@ async def load_month_by_copy(
             last,
             days * 1440,
         )
-        # As after any bulk load: statistics, and the visibility map that lets reads of
-        # the rollups be index-only scans.
-        await conn.execute("VACUUM (ANALYZE) readings, rollup_1m, rollup_1h, rollup_1d")
     finally:
         await conn.close()
     return rows
