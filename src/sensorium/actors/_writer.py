@@ -33,6 +33,9 @@ _EPOCH_DAY = dt.date(1970, 1, 1)
 
 _END = object()  # the queue is closed and drained
 _YIELD_EVERY = 128  # requests taken between two checkpoints while building a batch
+# A commit runs 20-300 ms here; one running longer is stuck behind the primary, and
+# the next batch stops growing (see Writer._may_grow).
+_GROW_WHILE_COMMIT_S = 1.0
 
 # (device_key, metric_id, ts_us, value, seq)
 Row = tuple[int, int, int, float, int | None]
@@ -92,7 +95,7 @@ class Writer:
         self._capacity = queue_size
         self._known_days: set[int] = set()
         self._counters = _Counters()
-        self._committing = False
+        self._commit_began: float | None = None  # trio time the running commit began
 
     # -- the actors' side ---------------------------------------------------------------
 
@@ -175,12 +178,7 @@ class Writer:
         deadline = trio.current_time() + self._batch_age_s
         taken = 0
         while True:
-            if batch.count >= self._batch_rows and (
-                not self._committing or batch.count >= self._batch_rows_max
-            ):
-                # Full. While the previous batch still commits, this one could only
-                # wait: it grows instead (up to batch_rows_max), so a backlog drains in
-                # fewer, larger commits, each still acknowledged only once it commits.
+            if batch.count >= self._batch_rows and not self._may_grow(batch.count):
                 break
             taken += 1
             if taken % _YIELD_EVERY == 0:
@@ -190,7 +188,7 @@ class Writer:
                 await trio.lowlevel.checkpoint()
             request = await self._next(deadline=deadline)
             if request is None:
-                if not self._committing:
+                if self._commit_began is None:
                     break  # old enough, and the committer can take it now
                 deadline = trio.current_time() + 0.002
                 continue
@@ -200,17 +198,30 @@ class Writer:
             self._add(batch, receipts, request)
         return batch, receipts, False
 
+    def _may_grow(self, rows: int) -> bool:
+        """May a full batch keep growing? While the previous batch still commits it
+        could only wait: it grows instead (up to batch_rows_max), so a backlog drains
+        in fewer, larger commits, each still acknowledged only once it commits. Not
+        when that commit is stuck (the primary slow or away): then the queue must fill
+        so that backpressure reaches the sources (HTTP answers 429 at once)."""
+        began = self._commit_began
+        return (
+            began is not None
+            and rows < self._batch_rows_max
+            and trio.current_time() - began < _GROW_WHILE_COMMIT_S
+        )
+
     async def _commit_in_order(
         self, receive: trio.MemoryReceiveChannel[tuple[ReadingBatch, list[Receipt]]]
     ) -> None:
         async with receive:
             async for batch, receipts in receive:
-                self._committing = True
+                self._commit_began = trio.current_time()
                 self._counters.commit_started = batch.started
                 try:
                     await self._commit(batch)
                 finally:
-                    self._committing = False
+                    self._commit_began = None
                     self._counters.commit_started = None
                 for receipt in receipts:
                     receipt.settle()

@@ -248,9 +248,6 @@ class MqttSource:
             if packets:
                 await self._dispatch(connection, packets)
                 packets.clear()
-            if self._inflight >= self._options.max_inflight:
-                self._counters.reads_paused += 1
-                await self._room.wait()
             chunk = await stream.receive_some(_READ_BYTES)
             if not chunk:
                 raise ConnectionError("the broker closed the connection")
@@ -261,6 +258,10 @@ class MqttSource:
     async def _dispatch(self, connection: _Connection, packets: list[Packet]) -> None:
         for packet in packets:
             if packet.kind == PUBLISH:
+                # The bound holds message by message: one read can carry hundreds.
+                if self._inflight >= self._options.max_inflight:
+                    self._counters.reads_paused += 1
+                    await self._room.wait()
                 await self._on_publish(connection, packet)
             elif packet.kind == PINGRESP:
                 connection.pong.set()
