@@ -140,6 +140,7 @@ class Writer:
                 async with send:
                     while (built := await self._build()) is not None:
                         batch, receipts, ended = built
+                        batch.seal()  # here, while the previous batch commits
                         await send.send((batch, receipts))
                         self._counters.batch_started = None
                         if ended:

@@ -57,6 +57,14 @@ class DeadLetterRow:
     payload_size: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    rollups: bytearray
+    device_keys: list[int]
+    device_hwms: list[int]
+    device_counts: list[int]
+
+
 @dataclass(slots=True)
 class ReadingBatch:
     """Readings encoded for COPY, with what goes beside them in the transaction."""
@@ -71,12 +79,30 @@ class ReadingBatch:
     rollups: dict[tuple[int, int, int], list[float]] = field(default_factory=dict)
     days: set[int] = field(default_factory=set)  # UTC days (µs // day) touched
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    # What the transaction sends, made by `seal` once no row is added any more.
+    sealed: _Sealed | None = None
+
+    def seal(self) -> _Sealed:
+        """Encode what goes beside the readings (rollup deltas, high-water marks) and
+        close the COPY data. The writer seals a batch while the previous one commits,
+        so that this Python work does not leave the server idle inside a transaction."""
+        if self.sealed is None:
+            keys = sorted(self.devices)  # upserts touch index and heap pages in order
+            self.data += _TRAILER
+            self.sealed = _Sealed(
+                rollups=rollup_deltas(self),
+                device_keys=keys,
+                device_hwms=[self.devices[k][0] for k in keys],
+                device_counts=[self.devices[k][1] for k in keys],
+            )
+        return self.sealed
 
     def add_rows(self, rows: Iterable[tuple[int, int, int, float, int | None]]) -> None:
         """Encode rows ``(device_key, metric_id, ts_us, value, seq)`` and fold them into
         the high-water marks and minute rollups. The hot loop of the writer: names are
         bound locally, and a run of rows of one device (a device actor's request, a
         message's metrics) shares one high-water-mark update and one day lookup."""
+        assert self.sealed is None, "rows added to a sealed batch"
         data = self.data
         rollups = self.rollups
         pack_seq = _ROW_WITH_SEQ.pack
@@ -194,30 +220,25 @@ def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]
 
 async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout: float) -> None:
     """Write ``batch`` in one transaction (an asyncio coroutine: cross the bridge once)."""
+    sealed = batch.seal()
     async with conn.transaction():
         if batch.count:
             # A bytearray goes to the server as it is. (A file-like source would be read
             # in 512 KiB chunks through a thread-pool hop each, and plain bytes would be
             # taken for a file name.)
             await conn.copy_to_table(
-                "readings",
-                source=batch.data + _TRAILER,
-                columns=_COLUMNS,
-                format="binary",
-                timeout=timeout,
+                "readings", source=batch.data, columns=_COLUMNS, format="binary", timeout=timeout
             )
-            # Sorted keys: the upserts touch index and heap pages in order.
-            keys = sorted(batch.devices)
             await conn.execute(
                 _UPSERT_INGEST,
-                keys,
-                [batch.devices[k][0] for k in keys],
-                [batch.devices[k][1] for k in keys],
+                sealed.device_keys,
+                sealed.device_hwms,
+                sealed.device_counts,
                 timeout=timeout,
             )
             await conn.copy_to_table(
                 "rollup_1m",
-                source=rollup_deltas(batch),
+                source=sealed.rollups,
                 columns=_ROLLUP_COLUMNS,
                 format="binary",
                 timeout=timeout,
