@@ -32,6 +32,7 @@ from sensorium.http import (
     HealthCheck,
     IngestOptions,
     accounts_blueprint,
+    alerts_blueprint,
     analytics_blueprint,
     auth_blueprint,
     create_app,
@@ -316,6 +317,7 @@ async def serve(
                     devices_blueprint(primary, guard),
                     accounts_blueprint(primary, guard),
                     analytics_blueprint(reads, guard),
+                    alerts_blueprint(primary, guard),
                 ],
                 max_content_length=settings.ingest.max_payload_bytes,
             )

@@ -122,6 +122,18 @@ def test_real_answers_match_their_documented_shapes(fuzzed: StackHandle) -> None
     assert letters["items"]
     call("post", f"{path}/token", one + "/token", headers=auth)
     call("get", "/api/v1/users", headers=auth)
+    rule = {
+        "name": "too warm",
+        "scope": {"device_id": device["id"]},
+        "metric": "temperature",
+        "condition": {"op": ">", "threshold": 30, "clear": 28},
+        "channels": [{"type": "webhook", "url": "https://example.com/h", "secret": "s" * 20}],
+    }
+    created = call("post", "/api/v1/alert-rules", headers=auth, json=rule)
+    rules, one_rule = "/api/v1/alert-rules", "/api/v1/alert-rules/{rule_id}"
+    call("get", rules, headers=auth)
+    call("get", f"{rules}/{created['id']}", one_rule, headers=auth)
+    call("patch", f"{rules}/{created['id']}", one_rule, headers=auth, json={"enabled": False})
     password = "long enough password"
     user = {"email": "shape@example.com", "password": password, "role": "viewer"}
     call("post", "/api/v1/users", headers=auth, json=user)
@@ -129,4 +141,4 @@ def test_real_answers_match_their_documented_shapes(fuzzed: StackHandle) -> None
     tenant = {"name": "shapes", "admin_email": "a@shapes.example", "admin_password": password}
     call("post", "/api/v1/tenants", headers=auth, json=tenant)
     client.close()
-    assert len(validated) == 17
+    assert len(validated) == 21

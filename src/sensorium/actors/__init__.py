@@ -1,5 +1,14 @@
-"""The domain actors: router, device actors, writer (alerts and notifiers to come)."""
+"""The domain actors: router, device actors, writer, alert rule evaluation (alert actors
+and notifiers to come)."""
 
+from sensorium.actors._alert_rules import (
+    Condition,
+    NoDataCondition,
+    RateCondition,
+    ThresholdCondition,
+    Transition,
+    new_state,
+)
 from sensorium.actors._device import DeviceContext, DeviceState, PoisonPill, device_behavior
 from sensorium.actors._envelope import Envelope, Telemetry
 from sensorium.actors._pipeline import IngestPipeline, PipelineOptions
@@ -8,18 +17,24 @@ from sensorium.actors._router import Rejected, Router
 from sensorium.actors._writer import Writer, WriteRequest, WriterStatistics
 
 __all__ = [
+    "Condition",
     "DeviceContext",
     "DeviceState",
     "Envelope",
     "IngestPipeline",
+    "NoDataCondition",
     "PipelineOptions",
     "PoisonPill",
+    "RateCondition",
     "Receipt",
     "Rejected",
     "Router",
     "Telemetry",
+    "ThresholdCondition",
+    "Transition",
     "WriteRequest",
     "Writer",
     "WriterStatistics",
     "device_behavior",
+    "new_state",
 ]

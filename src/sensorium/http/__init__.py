@@ -1,6 +1,7 @@
 """The HTTP front: quart-trio on hypercorn's trio worker."""
 
 from sensorium.http._accounts import accounts_blueprint
+from sensorium.http._alerts import alerts_blueprint
 from sensorium.http._analytics import analytics_blueprint
 from sensorium.http._app import create_app
 from sensorium.http._auth import AuthApi, auth_blueprint
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidAccessToken",
     "Principal",
     "accounts_blueprint",
+    "alerts_blueprint",
     "analytics_blueprint",
     "auth_blueprint",
     "create_app",

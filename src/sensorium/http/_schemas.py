@@ -7,9 +7,13 @@ against these models, so the two cannot drift apart unnoticed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AlertRuleList",
+    "AlertRuleView",
     "DeadLetterPage",
     "DevicePage",
     "DeviceToken",
@@ -178,3 +182,21 @@ class IngestReceipt(_Answer):
     accepted: int
     duplicates: int
     rejected: list[_Rejection]
+
+
+class AlertRuleView(_Answer):
+    id: int
+    name: str
+    scope: dict[str, Any] = Field(description='{"device_id"}, {"tag"} or {"tenant": true}')
+    metric: str
+    condition: dict[str, Any] = Field(description="threshold, rate of change or no data")
+    severity: str
+    channels: list[dict[str, Any]] = Field(description="webhook secrets are left out")
+    renotify_s: int | None
+    enabled: bool
+    created_at: str = Field(description=_TIME)
+    updated_at: str = Field(description=_TIME)
+
+
+class AlertRuleList(_Answer):
+    items: list[AlertRuleView]

@@ -8,6 +8,14 @@ from sensorium.storage._accounts import (
     ensure_tenant,
     find_user_by_email,
 )
+from sensorium.storage._alert_rules import (
+    AlertRuleRecord,
+    create_alert_rule,
+    delete_alert_rule,
+    get_alert_rule,
+    list_alert_rules,
+    update_alert_rule,
+)
 from sensorium.storage._bridge import Connection, Pool, connect, create_pool
 from sensorium.storage._catalog import (
     DeviceDirectory,
@@ -65,6 +73,7 @@ from sensorium.storage._sessions import (
 
 __all__ = [
     "ROLES",
+    "AlertRuleRecord",
     "BrokerCredential",
     "Connection",
     "DeadLetterRow",
@@ -95,20 +104,24 @@ __all__ = [
     "broker_credentials",
     "compact_rollups",
     "connect",
+    "create_alert_rule",
     "create_device",
     "create_devices",
     "create_pool",
     "create_user",
+    "delete_alert_rule",
     "delete_device",
     "ensure_tenant",
     "find_login",
     "find_user_by_email",
     "fleet_sql",
+    "get_alert_rule",
     "get_device",
     "hash_password",
     "hash_token",
     "issue_refresh_token",
     "keep_house",
+    "list_alert_rules",
     "list_devices",
     "load_high_water_marks",
     "mosquitto_password_hash",
@@ -121,6 +134,7 @@ __all__ = [
     "rotate_device_token",
     "rotate_refresh_token",
     "series_sql",
+    "update_alert_rule",
     "update_device",
     "verify_mosquitto_password",
     "verify_password",

@@ -1,0 +1,194 @@
+"""`/api/v1/alert-rules`: create, list, read, change and delete a tenant's alert rules.
+
+A rule (DESIGN.md): ``{"name", "scope": {"device_id"} | {"tag"} | {"tenant": true},
+"metric", "condition", "severity", "channels", "renotify_s", "enabled"}``; the
+condition's three shapes and their meaning are in actors/_alert_rules.py. Webhook
+secrets are write-only: answers leave them out. Viewers read; admins and operators
+also write. Another tenant's rule is a 404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, jsonify
+from quart_schema import document_request, document_response
+
+from sensorium.actors import NoDataCondition, RateCondition, ThresholdCondition
+from sensorium.http._guard import EMAIL, NO_CONTROL, Guard, bad_request, read_body
+from sensorium.http._problem import problem
+from sensorium.http._schemas import AlertRuleList, AlertRuleView
+from sensorium.http._tokens import Principal
+from sensorium.storage import (
+    Pool,
+    Role,
+    create_alert_rule,
+    delete_alert_rule,
+    get_alert_rule,
+    get_device,
+    list_alert_rules,
+    update_alert_rule,
+)
+
+__all__ = ["AlertRuleCreate", "AlertRuleUpdate", "alerts_blueprint"]
+
+_WRITERS: tuple[Role, ...] = ("admin", "operator")
+_METRIC = r"^[a-z][a-z0-9_]{0,62}$"  # the payload rules' metric names
+_RULE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeviceScope(_Strict):
+    device_id: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
+
+
+class TagScope(_Strict):
+    tag: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class TenantScope(_Strict):
+    tenant: Literal[True]
+
+
+class EmailChannel(_Strict):
+    type: Literal["email"]
+    to: str = Field(min_length=3, max_length=254, pattern=EMAIL)
+
+
+class SmsChannel(_Strict):
+    type: Literal["sms"]
+    to: str = Field(pattern=r"^\+[1-9][0-9]{6,14}$", description="E.164, like +15550100")
+
+
+class WebhookChannel(_Strict):
+    type: Literal["webhook"]
+    url: str = Field(max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
+    secret: str = Field(min_length=16, max_length=200, description="signs every delivery")
+
+
+Channel = EmailChannel | SmsChannel | WebhookChannel
+Scope = DeviceScope | TagScope | TenantScope
+Condition = ThresholdCondition | RateCondition | NoDataCondition
+Severity = Literal["info", "warning", "critical"]
+
+
+class AlertRuleCreate(_Strict):
+    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)
+    scope: Scope
+    metric: str = Field(pattern=_METRIC)
+    condition: Condition
+    severity: Severity = "warning"
+    channels: list[Channel] = Field(default_factory=list, max_length=20)
+    renotify_s: int | None = Field(default=None, ge=60, le=30 * 86_400)
+    enabled: bool = True
+
+
+class AlertRuleUpdate(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_CONTROL)
+    scope: Scope | None = None
+    metric: str | None = Field(default=None, pattern=_METRIC)
+    condition: Condition | None = None
+    severity: Severity | None = None
+    channels: list[Channel] | None = Field(default=None, max_length=20)
+    renotify_s: int | None = Field(default=None, ge=60, le=30 * 86_400)
+    enabled: bool | None = None
+
+
+def _not_found(rule_id: str) -> Response:
+    return problem(404, "Not Found", kind="not-found", detail=f"no alert rule {rule_id!r}")
+
+
+def _rule_id(text: str) -> int | None:
+    return int(text) if _RULE_ID.match(text) else None
+
+
+def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
+    bp = Blueprint("alerts", __name__, url_prefix="/api/v1")
+
+    async def unknown_device(principal: Principal, scope: Scope | None) -> Response | None:
+        if not isinstance(scope, DeviceScope):
+            return None
+        async with pool.acquire() as conn:
+            device = await get_device(
+                conn, tenant_id=principal.tenant_id, device_id=scope.device_id
+            )
+        if device is None:
+            return bad_request(f"scope.device_id: no device {scope.device_id!r}")
+        return None
+
+    @bp.get("/alert-rules")
+    @document_response(AlertRuleList)
+    @guard()
+    async def list_all(principal: Principal) -> Response:
+        async with pool.acquire() as conn:
+            rules = await list_alert_rules(conn, tenant_id=principal.tenant_id)
+        return jsonify(items=[rule.as_json() for rule in rules])
+
+    @bp.post("/alert-rules")
+    @document_response(AlertRuleView, 201)
+    @document_request(AlertRuleCreate)
+    @guard(roles=_WRITERS)
+    async def create(principal: Principal) -> Response:
+        body = await read_body(AlertRuleCreate)
+        if isinstance(body, Response):
+            return body
+        if (refused := await unknown_device(principal, body.scope)) is not None:
+            return refused
+        async with pool.acquire() as conn:
+            rule = await create_alert_rule(
+                conn, tenant_id=principal.tenant_id, rule=body.model_dump(mode="json")
+            )
+        response = jsonify(rule.as_json())
+        response.status_code = 201
+        response.headers["Location"] = f"/api/v1/alert-rules/{rule.id}"
+        return response
+
+    @bp.get("/alert-rules/<rule_id>")
+    @document_response(AlertRuleView)
+    @guard()
+    async def read(rule_id: str, principal: Principal) -> Response:
+        key = _rule_id(rule_id)
+        if key is None:
+            return _not_found(rule_id)
+        async with pool.acquire() as conn:
+            rule = await get_alert_rule(conn, tenant_id=principal.tenant_id, rule_id=key)
+        return jsonify(rule.as_json()) if rule is not None else _not_found(rule_id)
+
+    @bp.patch("/alert-rules/<rule_id>")
+    @document_response(AlertRuleView)
+    @document_request(AlertRuleUpdate)
+    @guard(roles=_WRITERS)
+    async def update(rule_id: str, principal: Principal) -> Response:
+        key = _rule_id(rule_id)
+        if key is None:
+            return _not_found(rule_id)
+        body = await read_body(AlertRuleUpdate)
+        if isinstance(body, Response):
+            return body
+        changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
+        if any(value is None for name, value in changes.items() if name != "renotify_s"):
+            return bad_request("only renotify_s may be set to null")
+        if (refused := await unknown_device(principal, body.scope)) is not None:
+            return refused
+        async with pool.acquire() as conn:
+            rule = await update_alert_rule(
+                conn, tenant_id=principal.tenant_id, rule_id=key, changes=changes
+            )
+        return jsonify(rule.as_json()) if rule is not None else _not_found(rule_id)
+
+    @bp.delete("/alert-rules/<rule_id>")
+    @guard(roles=_WRITERS)
+    async def delete(rule_id: str, principal: Principal) -> Response:
+        key = _rule_id(rule_id)
+        if key is None:
+            return _not_found(rule_id)
+        async with pool.acquire() as conn:
+            deleted = await delete_alert_rule(conn, tenant_id=principal.tenant_id, rule_id=key)
+        return Response(b"", status=204) if deleted else _not_found(rule_id)
+
+    return bp
