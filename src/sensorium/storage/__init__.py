@@ -16,6 +16,7 @@ from sensorium.storage._alert_rules import (
     list_alert_rules,
     update_alert_rule,
 )
+from sensorium.storage._alerts import AlertTransition, record_alert_transitions
 from sensorium.storage._bridge import Connection, Pool, connect, create_pool
 from sensorium.storage._catalog import (
     DeviceDirectory,
@@ -74,6 +75,7 @@ from sensorium.storage._sessions import (
 __all__ = [
     "ROLES",
     "AlertRuleRecord",
+    "AlertTransition",
     "BrokerCredential",
     "Connection",
     "DeadLetterRow",
@@ -129,6 +131,7 @@ __all__ = [
     "plan_pieces",
     "probe_server",
     "prune_batch_ids",
+    "record_alert_transitions",
     "replication_states",
     "revoke_refresh_family",
     "rotate_device_token",
