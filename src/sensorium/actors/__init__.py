@@ -11,6 +11,14 @@ from sensorium.actors._alert_rules import (
 )
 from sensorium.actors._device import DeviceContext, DeviceState, PoisonPill, device_behavior
 from sensorium.actors._envelope import Envelope, Telemetry
+from sensorium.actors._notifier import (
+    Notifier,
+    NotifierOptions,
+    Outcome,
+    WebhookSender,
+    outcome_of_status,
+    sign_webhook,
+)
 from sensorium.actors._pipeline import IngestPipeline, PipelineOptions
 from sensorium.actors._receipt import Receipt
 from sensorium.actors._router import Rejected, Router
@@ -23,6 +31,9 @@ __all__ = [
     "Envelope",
     "IngestPipeline",
     "NoDataCondition",
+    "Notifier",
+    "NotifierOptions",
+    "Outcome",
     "PipelineOptions",
     "PoisonPill",
     "RateCondition",
@@ -32,9 +43,12 @@ __all__ = [
     "Telemetry",
     "ThresholdCondition",
     "Transition",
+    "WebhookSender",
     "WriteRequest",
     "Writer",
     "WriterStatistics",
     "device_behavior",
     "new_state",
+    "outcome_of_status",
+    "sign_webhook",
 ]

@@ -55,6 +55,13 @@ from sensorium.storage._housekeeping import (
 )
 from sensorium.storage._lease import EngineLease, acquire_engine_lease
 from sensorium.storage._migrate import Migration, apply_migrations, available_migrations
+from sensorium.storage._outbox import (
+    Notification,
+    due_notifications,
+    mark_failed,
+    mark_sent,
+    retry_later,
+)
 from sensorium.storage._probes import (
     ReplicationState,
     ServerHealth,
@@ -89,6 +96,7 @@ __all__ = [
     "MetricCatalog",
     "Migration",
     "NewDevice",
+    "Notification",
     "Piece",
     "Pool",
     "ReadPools",
@@ -113,6 +121,7 @@ __all__ = [
     "create_user",
     "delete_alert_rule",
     "delete_device",
+    "due_notifications",
     "ensure_tenant",
     "find_login",
     "find_user_by_email",
@@ -126,6 +135,8 @@ __all__ = [
     "list_alert_rules",
     "list_devices",
     "load_high_water_marks",
+    "mark_failed",
+    "mark_sent",
     "mosquitto_password_hash",
     "new_secret",
     "plan_pieces",
@@ -133,6 +144,7 @@ __all__ = [
     "prune_batch_ids",
     "record_alert_transitions",
     "replication_states",
+    "retry_later",
     "revoke_refresh_family",
     "rotate_device_token",
     "rotate_refresh_token",

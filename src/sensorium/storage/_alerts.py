@@ -58,13 +58,15 @@ async def _outbox(conn: Connection, alert_id: int, t: AlertTransition) -> None:
     }
     for index, channel in enumerate(t.channels):
         await conn.execute(
-            """INSERT INTO notification_outbox (event_id, alert_id, channel, recipient, payload)
-               VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (event_id) DO NOTHING""",
+            """INSERT INTO notification_outbox (event_id, alert_id, channel, recipient,
+                                                payload, secret)
+               VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (event_id) DO NOTHING""",
             event_id(alert_id, t.kind, index),
             alert_id,
             channel["type"],
             _recipient(channel),
             json.dumps(payload | {"event_id": str(event_id(alert_id, t.kind, index))}),
+            channel.get("secret"),
         )
 
 

@@ -1,0 +1,191 @@
+"""Notifier actors: one per channel, delivering what the outbox holds.
+
+Each pass takes the due notifications of its channel and delivers them, a few at a
+time. A delivery ends one of three ways: sent; to be tried again (a network error, a
+5xx, 408 or 429), after the receiver's Retry-After or an exponential backoff with
+jitter; or failed for good (another 4xx, or the last attempt), visible in the outbox
+with its error. A notification is marked only after its delivery ended, so a crash in
+between sends it again, with the same event id (receivers de-duplicate by it).
+
+Webhooks are JSON POSTs carrying ``X-Sensorium-Event-Id`` and ``X-Sensorium-Signature:
+t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`` (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import hmac
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+import trio
+
+from sensorium.logs import get_logger
+from sensorium.storage import (
+    Notification,
+    Pool,
+    due_notifications,
+    mark_failed,
+    mark_sent,
+    retry_later,
+)
+
+__all__ = [
+    "Delivery",
+    "Notifier",
+    "NotifierOptions",
+    "Outcome",
+    "WebhookSender",
+    "outcome_of_status",
+    "sign_webhook",
+]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: Literal["sent", "retry", "failed"]
+    error: str = ""
+    retry_after_s: float | None = None  # what the receiver asked for, if it did
+
+
+Delivery = Callable[[Notification], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierOptions:
+    max_attempts: int = 8
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    timeout_s: float = 10.0
+    concurrency: int = 8
+    poll_s: float = 0.5
+    batch: int = 100
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def outcome_of_status(status: int, retry_after: str | None = None) -> Outcome:
+    if 200 <= status < 300:
+        return Outcome("sent")
+    error = f"HTTP {status}"
+    if status in (408, 429) or status >= 500:
+        return Outcome("retry", error, _retry_after(retry_after))
+    return Outcome("failed", error)
+
+
+def sign_webhook(secret: str, body: bytes, at: int) -> str:
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+class WebhookSender:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def __call__(self, notification: Notification) -> Outcome:
+        body = notification.payload.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "sensorium-webhook",
+            "X-Sensorium-Event-Id": str(notification.event_id),
+            "X-Sensorium-Signature": sign_webhook(
+                notification.secret or "", body, int(time.time())
+            ),
+        }
+        try:
+            response = await self._client.post(
+                notification.recipient, content=body, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        return outcome_of_status(response.status_code, response.headers.get("Retry-After"))
+
+
+class Notifier:
+    """Delivers one channel's notifications; ``run`` until cancelled."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        channel: str,
+        deliver: Delivery,
+        options: NotifierOptions,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.channel = channel
+        self._pool = pool
+        self._deliver = deliver
+        self._options = options
+        self._rng = rng or random.Random()
+        self._limiter = trio.CapacityLimiter(options.concurrency)
+        self.sent = 0
+        self.failed = 0
+        self.retried = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.pass_once()
+            except Exception as exc:  # the primary away: the next pass tries again
+                log.warning("notifier pass failed", channel=self.channel, error=str(exc))
+            await trio.sleep(self._options.poll_s)
+
+    async def pass_once(self) -> int:
+        """Deliver what is due now; returns how many deliveries ended this pass."""
+        due = await due_notifications(self._pool, self.channel, limit=self._options.batch)
+        async with trio.open_nursery() as nursery:
+            for notification in due:
+                nursery.start_soon(self._one, notification)
+        return len(due)
+
+    def backoff_s(self, attempts: int) -> float:
+        """Exponential with full jitter around it: 0.5x to 1.5x, capped."""
+        base = min(self._options.backoff_cap_s, self._options.backoff_base_s * 2.0**attempts)
+        jitter: float = self._rng.uniform(0.5, 1.5)
+        return base * jitter
+
+    async def _one(self, notification: Notification) -> None:
+        async with self._limiter:
+            with trio.move_on_after(self._options.timeout_s) as scope:
+                outcome = await self._deliver(notification)
+            if scope.cancelled_caught:
+                outcome = Outcome("retry", f"no answer in {self._options.timeout_s} s")
+        if outcome.kind == "sent":
+            self.sent += 1
+            await mark_sent(self._pool, notification)
+        elif outcome.kind == "failed" or notification.attempts + 1 >= self._options.max_attempts:
+            self.failed += 1
+            log.warning(
+                "notification failed",
+                channel=self.channel,
+                event_id=str(notification.event_id),
+                attempts=notification.attempts + 1,
+                error=outcome.error,
+            )
+            await mark_failed(self._pool, notification, error=outcome.error)
+        else:
+            self.retried += 1
+            delay = outcome.retry_after_s
+            if delay is None:
+                delay = self.backoff_s(notification.attempts)
+            await retry_later(self._pool, notification, delay_s=delay, error=outcome.error)
