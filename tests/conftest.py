@@ -7,6 +7,7 @@ import pytest
 
 from sensorium.stack import raise_open_file_limit
 from tests.support import StackHandle
+from tests.webhook_receiver import receiver  # noqa: F401 (a fixture for every test)
 
 # A thousand simulated devices are a thousand sockets in this process.
 raise_open_file_limit()

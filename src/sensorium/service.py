@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import httpx
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
@@ -21,7 +22,13 @@ from prometheus_client import CollectorRegistry, Info, PlatformCollector, Proces
 from quart_trio import QuartTrio
 
 from sensorium import __version__
-from sensorium.actors import IngestPipeline, PipelineOptions
+from sensorium.actors import (
+    IngestPipeline,
+    Notifier,
+    NotifierOptions,
+    PipelineOptions,
+    WebhookSender,
+)
 from sensorium.config import Settings
 from sensorium.engine import tune_garbage_collector
 from sensorium.errors import AlreadyRunning
@@ -193,6 +200,12 @@ async def _serve_until_stopped(
         outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
 
 
+async def _deliver_webhooks(pool: Pool) -> None:
+    """The webhook notifier actor (email and SMS notifiers: next)."""
+    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+        await Notifier(pool, "webhook", WebhookSender(client), NotifierOptions()).run()
+
+
 async def serve(
     settings: Settings,
     endpoints: Endpoints,
@@ -337,6 +350,7 @@ async def serve(
                             rollup_settle_s=engine.rollup_settle_s,
                         ),
                     ),
+                    partial(_deliver_webhooks, primary),
                     *(
                         [partial(_sync_credentials, primary, credentials_sink)]
                         if credentials_sink is not None

@@ -6,16 +6,9 @@ on a 4xx or after the last attempt, with the error kept."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import itertools
 import json
 import secrets
-import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -32,47 +25,10 @@ from sensorium.storage import (
     record_alert_transitions,
 )
 from tests.support import StackHandle, db_fetch, run_trio
+from tests.webhook_receiver import Receiver, signature_ok
 
 SECRET = "a-webhook-secret-of-some-length"
 _device_keys = itertools.count(1)
-
-
-@dataclass
-class Receiver:
-    """Answers with the statuses queued (then 200), keeping every request it got."""
-
-    url: str = ""
-    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    requests: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append((time.monotonic(), dict(self.headers.items()), body))
-            status, headers = state.answers.pop(0) if state.answers else (200, {})
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +107,7 @@ def _deliver_until_settled(url: str, event_id: str, options: NotifierOptions) ->
 
 
 def _signature_ok(headers: dict[str, str], body: bytes) -> bool:
-    parts = dict(part.split("=", 1) for part in headers["X-Sensorium-Signature"].split(","))
-    expected = hmac.new(SECRET.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
-    return hmac.compare_digest(parts["v1"], expected.hexdigest())
+    return signature_ok(SECRET, headers, body)
 
 
 FAST = NotifierOptions(backoff_base_s=0.05, backoff_cap_s=0.2, poll_s=0.02)

@@ -36,6 +36,7 @@ __all__ = [
     "NoDataState",
     "RateCondition",
     "RateState",
+    "RuleState",
     "ThresholdCondition",
     "ThresholdState",
     "Transition",
@@ -211,7 +212,10 @@ class NoDataState:
         return Transition("open", now_us, None)
 
 
-def new_state(condition: Condition) -> ThresholdState | RateState | NoDataState:
+RuleState = ThresholdState | RateState | NoDataState
+
+
+def new_state(condition: Condition) -> RuleState:
     if isinstance(condition, ThresholdCondition):
         return ThresholdState(condition)
     if isinstance(condition, RateCondition):

@@ -18,15 +18,20 @@ Keys leave ``pending`` once their batch commits, when the database knows them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from sensorium.actors._alert_rules import RuleState, new_state
+from sensorium.actors._alerting import LiveRule
 from sensorium.actors._envelope import Envelope
 from sensorium.actors._receipt import Receipt
 from sensorium.actors._writer import Row, WriteRequest
+from sensorium.storage import AlertTransition
 
 __all__ = ["DeviceContext", "DeviceState", "PoisonPill", "device_behavior"]
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # (metric name, ts_us, seq)
 Key = tuple[str, int, int | None]
 
@@ -45,6 +50,8 @@ class DeviceState:
     # handful), and an empty deque costs ~600 bytes in each of a million idle actors.
     pending_order: list[tuple[Receipt, tuple[Key, ...]]] = field(default_factory=list)
     latest: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # rule id -> its evaluation state for this device (only when rules apply)
+    alerts: dict[int, RuleState] | None = None
 
     def prune(self) -> None:
         """Forget pending keys whose batch committed (the database has them now)."""
@@ -71,6 +78,10 @@ class DeviceContext:
     initial_hwm: Callable[[int], int]
     poison_marker: bytes | None = None
     metric_id_nowait: Callable[[str], int | None] = lambda name: None
+    # The alert rules of a device (tenant_id, device_key, device_id), and where their
+    # transitions go; none by default.
+    rules_for: Callable[[int, int, str], list[LiveRule]] = lambda tenant, key, device: []
+    alert: Callable[[AlertTransition], Awaitable[None]] | None = None
 
 
 class _DeviceBehavior:
@@ -112,10 +123,15 @@ class _DeviceBehavior:
         stored = await context.stored_keys(self.key, uncertain) if uncertain else set()
         rows: list[Row] = []
         judged: list[Receipt] = []
+        transitions: list[AlertTransition] = []
         try:
             for envelope in todo:
+                first = len(rows)
                 self._judge(envelope, ids, stored, rows)
                 judged.append(envelope.receipt)
+                rules = context.rules_for(envelope.tenant_id, self.key, envelope.device_id)
+                if rules and len(rows) > first:
+                    self._evaluate(envelope, rules, ids, rows[first:], transitions)
         finally:
             # One request for what was judged, even if a later message failed: state
             # changed for those, so their rows must reach the writer. Duplicates go
@@ -123,6 +139,48 @@ class _DeviceBehavior:
             # settle, the originals are committed.
             if judged:
                 await context.submit(WriteRequest(rows=rows, receipts=judged))
+            if transitions and context.alert is not None:
+                for transition in transitions:
+                    await context.alert(transition)
+
+    def _evaluate(
+        self,
+        envelope: Envelope,
+        rules: list[LiveRule],
+        ids: dict[str, int],
+        rows: list[Row],
+        transitions: list[AlertTransition],
+    ) -> None:
+        """Feed the new readings, in stream order, to the rules of this device."""
+        states = self.state.alerts
+        if states is None:
+            states = self.state.alerts = {}
+        for rule in rules:
+            metric_id = ids.get(rule.metric)
+            if metric_id is None:
+                continue
+            state = states.get(rule.id)
+            if state is None or state.condition != rule.condition:
+                state = states[rule.id] = new_state(rule.condition)
+            for _, row_metric, ts_us, value, _ in rows:
+                if row_metric != metric_id:
+                    continue
+                transition = state.observe(ts_us, value)
+                if transition is not None:
+                    transitions.append(
+                        AlertTransition(
+                            rule_id=rule.id,
+                            rule_name=rule.name,
+                            severity=rule.severity,
+                            metric=rule.metric,
+                            channels=rule.channels,
+                            device_key=self.key,
+                            device_id=envelope.device_id,
+                            kind=transition.kind,
+                            at=_EPOCH + dt.timedelta(microseconds=transition.at_us),
+                            value=transition.value,
+                        )
+                    )
 
     async def _metric_ids(self, envelopes: list[Envelope]) -> dict[str, int]:
         """Ids of every metric named in ``envelopes``; the catalog's cache answers

@@ -1,4 +1,6 @@
-"""The ingest pipeline: writer, device actors and router, started and stopped in order.
+"""The ingest pipeline: writer, device actors and router (and the alert rules the device
+actors evaluate, with the alert actor recording their transitions), started and stopped
+in order.
 
 Stopping goes source-first (the caller stops its sources), then the device actors
 drain their mailboxes into the writer, then the writer commits what it holds: every
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 import trio
 
+from sensorium.actors._alerting import AlertRecorder, RuleBook
 from sensorium.actors._device import DeviceContext, DeviceState, device_behavior
 from sensorium.actors._envelope import Envelope
 from sensorium.actors._router import Router
@@ -54,6 +57,9 @@ class IngestPipeline:
         directory = DeviceDirectory(pool)
         await catalog.load()
         await directory.load()
+        rules = RuleBook(pool)
+        await rules.reload()
+        recorder = AlertRecorder(pool)
         marks = await load_high_water_marks(pool)
         writer = Writer(
             pool,
@@ -95,16 +101,21 @@ class IngestPipeline:
             stored_keys=stored_keys,
             initial_hwm=lambda key: marks.pop(key, -1),
             poison_marker=options.poison_marker,
+            rules_for=rules.rules_for,
+            alert=recorder.submit,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
+            nursery.start_soon(recorder.run)
             refresher = trio.CancelScope()
 
-            async def refresh_devices() -> None:
+            async def refresh_devices_and_rules() -> None:
                 with refresher:
-                    await directory.keep_fresh()
+                    async with trio.open_nursery() as inner:
+                        inner.start_soon(directory.keep_fresh)
+                        inner.start_soon(rules.keep_fresh)
 
-            nursery.start_soon(refresh_devices)
+            nursery.start_soon(refresh_devices_and_rules)
             router_box: list[Router] = []
             async with ActorRegistry.open(
                 device_behavior(context),
@@ -125,4 +136,5 @@ class IngestPipeline:
             # The registry has drained into the writer: let it flush, under a deadline.
             refresher.cancel()
             writer.close()
+            recorder.close()  # the device actors have stopped: what they decided drains
             nursery.cancel_scope.deadline = trio.current_time() + options.shutdown_timeout_s

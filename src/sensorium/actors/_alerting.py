@@ -1,0 +1,157 @@
+"""The engine's side of alerting: which rules apply to a device (the rule book), and the
+alert actor that records what the device actors' rules decide.
+
+The rule book holds every enabled rule, by tenant, and reloads them within a second of
+any change (rules, or the devices' tags, which tag-scoped rules follow). A device actor
+asks it, per message, for the rules of its device: a tenant without rules costs one
+dict lookup.
+
+The alert actor takes transitions from a bounded channel (a device actor waits while
+it is full) and records them, with their outbox rows, in one transaction per batch;
+when the primary is away it keeps trying, so a transition is never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from pydantic import TypeAdapter
+
+from sensorium.actors._alert_rules import Condition
+from sensorium.logs import get_logger
+from sensorium.storage import AlertTransition, Pool, record_alert_transitions
+
+__all__ = ["AlertRecorder", "LiveRule", "RuleBook"]
+
+log = get_logger(__name__)
+_CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
+
+_SIGNATURE = """
+SELECT (SELECT count(*) FROM alert_rules)::text || '/' ||
+       coalesce((SELECT max(updated_at)::text FROM alert_rules), '') || '/' ||
+       coalesce((SELECT max(updated_at)::text FROM devices), '') || '/' ||
+       (SELECT count(*) FROM devices)::text
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRule:
+    id: int
+    name: str
+    metric: str
+    condition: Condition
+    severity: str
+    channels: list[dict[str, Any]]
+    scope: dict[str, Any]
+
+
+class RuleBook:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._by_tenant: dict[int, list[LiveRule]] = {}
+        self._tagged: dict[str, frozenset[int]] = {}  # tag -> device keys carrying it
+        self._signature: str | None = None
+
+    def rules_for(self, tenant_id: int, device_key: int, device_id: str) -> list[LiveRule]:
+        rules = self._by_tenant.get(tenant_id)
+        if not rules:
+            return []
+        return [rule for rule in rules if self._applies(rule, device_key, device_id)]
+
+    def _applies(self, rule: LiveRule, device_key: int, device_id: str) -> bool:
+        scope = rule.scope
+        if "device_id" in scope:
+            return bool(scope["device_id"] == device_id)
+        if "tag" in scope:
+            return device_key in self._tagged.get(scope["tag"], frozenset())
+        return True
+
+    async def reload(self) -> None:
+        rows = await self._pool.fetch(
+            """SELECT id, tenant_id, name, metric, condition::text AS condition, severity,
+                      channels::text AS channels, scope::text AS scope
+               FROM alert_rules WHERE enabled ORDER BY id"""
+        )
+        by_tenant: dict[int, list[LiveRule]] = {}
+        for row in rows:
+            rule = LiveRule(
+                id=row["id"],
+                name=row["name"],
+                metric=row["metric"],
+                condition=_CONDITION.validate_python(json.loads(row["condition"])),
+                severity=row["severity"],
+                channels=json.loads(row["channels"]),
+                scope=json.loads(row["scope"]),
+            )
+            by_tenant.setdefault(row["tenant_id"], []).append(rule)
+        tags = sorted({r.scope["tag"] for rs in by_tenant.values() for r in rs if "tag" in r.scope})
+        tagged: dict[str, set[int]] = {tag: set() for tag in tags}
+        if tags:
+            for row in await self._pool.fetch(
+                "SELECT key, tags FROM devices WHERE tags && $1::text[]", tags
+            ):
+                for tag in row["tags"]:
+                    if tag in tagged:
+                        tagged[tag].add(row["key"])
+        self._by_tenant = by_tenant
+        self._tagged = {tag: frozenset(keys) for tag, keys in tagged.items()}
+
+    async def keep_fresh(self, *, interval_s: float = 1.0) -> None:
+        """Reload whenever the rules or the devices changed; runs until cancelled."""
+        while True:
+            try:
+                signature = await self._pool.fetchval(_SIGNATURE)
+                if signature != self._signature:
+                    await self.reload()
+                    self._signature = signature
+            except Exception as exc:  # the primary away: keep the rules we have
+                log.warning("alert rules not reloaded", error=str(exc))
+            await trio.sleep(interval_s)
+
+
+class AlertRecorder:
+    """The alert actor: records transitions with their notifications."""
+
+    def __init__(self, pool: Pool, *, queue_size: int = 1024) -> None:
+        self._pool = pool
+        self._send, self._receive = trio.open_memory_channel[AlertTransition](queue_size)
+        self.recorded = 0
+
+    async def submit(self, transition: AlertTransition) -> None:
+        await self._send.send(transition)
+
+    def close(self) -> None:
+        self._send.close()
+
+    async def run(self) -> None:
+        """Until closed and drained."""
+        async with self._receive:
+            while True:
+                try:
+                    batch = [await self._receive.receive()]
+                except trio.EndOfChannel:
+                    return
+                while len(batch) < 256:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._record(batch)
+
+    async def _record(self, batch: list[AlertTransition]) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    done = await record_alert_transitions(conn, batch)
+                self.recorded += sum(1 for alert in done if alert is not None)
+                return
+            except trio.Cancelled:
+                raise
+            except Exception as exc:
+                attempt += 1
+                log.warning("alert transitions not recorded; retrying", error=str(exc))
+                await trio.sleep(min(0.1 * 2**attempt, 5.0))
