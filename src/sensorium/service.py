@@ -282,6 +282,7 @@ async def serve(
             batch_age_s=engine.batch_age_ms / 1000,
             writer_queue=engine.writer_queue,
             shutdown_timeout_s=engine.shutdown_timeout_s,
+            no_data_sweep_s=engine.no_data_sweep_s,
             poison_marker=engine.poison_marker.encode() if engine.poison_marker else None,
             command_timeout_s=db.command_timeout_s,
         )

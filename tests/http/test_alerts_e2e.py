@@ -84,3 +84,47 @@ def test_a_threshold_crossing_sends_one_webhook_and_its_return_resolves_it(
         rule["id"],
     )
     assert [r["status"] for r in outbox] == ["sent", "sent"]
+
+
+def test_a_device_gone_quiet_opens_a_no_data_alert_and_its_next_reading_resolves_it(
+    stack: StackHandle, receiver: Receiver
+) -> None:
+    admin = httpx.post(f"{stack.http_url}/api/v1/auth/login", json=ADMIN).json()["access_token"]
+    device = _post(stack, admin, "/devices", {"name": "quiet-meter"}).json()
+
+    def send() -> None:
+        answer = _post(
+            stack, device["token"], "/telemetry",
+            {"ts": int(time.time() * 1000), "metrics": {"power": 1.5}},
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+
+    send()
+    rule = _post(
+        stack,
+        admin,
+        "/alert-rules",
+        {
+            "name": "meter went quiet",
+            "scope": {"device_id": device["id"]},
+            "metric": "power",
+            "condition": {"no_data_s": 2},
+            "channels": [{"type": "webhook", "url": receiver.url, "secret": SECRET}],
+        },
+    ).json()
+    wait_for(lambda: len(receiver.requests) >= 1, timeout=40)  # quiet for 2 s: opened
+    send()
+    wait_for(lambda: len(receiver.requests) >= 2, timeout=40)  # spoke again: resolved
+    bodies = [json.loads(body) for _, _, body in receiver.requests[:2]]
+    assert [(b["state"], b["value"], b["rule"]["id"]) for b in bodies] == [
+        ("open", None, rule["id"]),
+        ("resolved", None, rule["id"]),
+    ]
+    states = db_fetch(
+        stack.db_url(), "SELECT state FROM alerts WHERE rule_id = $1 ORDER BY id", rule["id"]
+    )
+    assert states[0]["state"] == "resolved"
+    httpx.delete(
+        f"{stack.http_url}/api/v1/alert-rules/{rule['id']}",
+        headers={"Authorization": f"Bearer {admin}"},
+    )

@@ -20,11 +20,11 @@ from typing import Any
 import trio
 from pydantic import TypeAdapter
 
-from sensorium.actors._alert_rules import Condition
+from sensorium.actors._alert_rules import Condition, NoDataCondition
 from sensorium.logs import get_logger
 from sensorium.storage import AlertTransition, Pool, record_alert_transitions
 
-__all__ = ["AlertRecorder", "LiveRule", "RuleBook"]
+__all__ = ["AlertRecorder", "LiveRule", "NoDataSweeper", "RuleBook"]
 
 log = get_logger(__name__)
 _CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
@@ -58,10 +58,26 @@ class RuleBook:
         self._signature: str | None = None
 
     def rules_for(self, tenant_id: int, device_key: int, device_id: str) -> list[LiveRule]:
+        """The rules a device actor evaluates on the device's readings (no-data rules
+        are the sweeper's)."""
         rules = self._by_tenant.get(tenant_id)
         if not rules:
             return []
-        return [rule for rule in rules if self._applies(rule, device_key, device_id)]
+        return [
+            rule
+            for rule in rules
+            if not isinstance(rule.condition, NoDataCondition)
+            and self._applies(rule, device_key, device_id)
+        ]
+
+    def no_data_rules(self) -> list[tuple[int, LiveRule]]:
+        """(tenant id, rule) of every no-data rule."""
+        return [
+            (tenant, rule)
+            for tenant, rules in self._by_tenant.items()
+            for rule in rules
+            if isinstance(rule.condition, NoDataCondition)
+        ]
 
     def _applies(self, rule: LiveRule, device_key: int, device_id: str) -> bool:
         scope = rule.scope
@@ -159,3 +175,72 @@ class AlertRecorder:
                 attempt += 1
                 log.warning("alert transitions not recorded; retrying", error=str(exc))
                 await trio.sleep(min(0.1 * 2**attempt, 5.0))
+
+
+# The devices of a no-data rule that went quiet (and have no live alert of it), and
+# the ones with a live alert that spoke since it opened. Never-seen devices are not
+# "quiet".
+_SCOPE = (
+    "d.tenant_id = $1 AND ($3::text IS NULL OR d.id = $3) "
+    "AND ($4::text IS NULL OR $4 = ANY(d.tags))"
+)
+_GONE_QUIET = f"""
+SELECT d.key, d.id, now() AS at FROM devices d JOIN device_ingest i ON i.device_key = d.key
+WHERE {_SCOPE} AND i.last_seen < now() - make_interval(secs => $5)
+  AND NOT EXISTS (SELECT FROM alerts a
+                  WHERE a.rule_id = $2 AND a.device_key = d.key AND a.state <> 'resolved')
+"""
+_SPOKE_AGAIN = f"""
+SELECT d.key, d.id, i.last_seen AS at FROM alerts a
+JOIN devices d ON d.key = a.device_key JOIN device_ingest i ON i.device_key = d.key
+WHERE {_SCOPE} AND a.rule_id = $2 AND a.state <> 'resolved'
+  AND i.last_seen > a.opened_at
+"""
+
+
+class NoDataSweeper:
+    """Opens and resolves no-data alerts from what the database knows (each device's
+    last-seen time and the live alerts), so they survive passivation and restarts."""
+
+    def __init__(self, pool: Pool, book: RuleBook, recorder: AlertRecorder) -> None:
+        self._pool = pool
+        self._book = book
+        self._recorder = recorder
+
+    async def run(self, *, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:  # the primary away: the next sweep tries again
+                log.warning("no-data sweep failed", error=str(exc))
+            await trio.sleep(interval_s)
+
+    async def sweep(self) -> int:
+        """One pass; returns how many transitions it handed to the alert actor."""
+        handed = 0
+        for tenant_id, rule in self._book.no_data_rules():
+            assert isinstance(rule.condition, NoDataCondition)
+            scope = (tenant_id, rule.id, rule.scope.get("device_id"), rule.scope.get("tag"))
+            for kind, sql, args in (
+                ("open", _GONE_QUIET, (*scope, rule.condition.no_data_s)),
+                ("resolved", _SPOKE_AGAIN, scope),
+            ):
+                for row in await self._pool.fetch(sql, *args):
+                    await self._recorder.submit(
+                        AlertTransition(
+                            rule_id=rule.id,
+                            rule_name=rule.name,
+                            severity=rule.severity,
+                            metric=rule.metric,
+                            channels=rule.channels,
+                            device_key=row["key"],
+                            device_id=row["id"],
+                            kind=kind,  # type: ignore[arg-type]
+                            # Opened as of the query's snapshot: a reading that
+                            # commits after it is newer, and resolves the alert.
+                            at=row["at"],
+                            value=None,
+                        )
+                    )
+                    handed += 1
+        return handed

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import trio
 
-from sensorium.actors._alerting import AlertRecorder, RuleBook
+from sensorium.actors._alerting import AlertRecorder, NoDataSweeper, RuleBook
 from sensorium.actors._device import DeviceContext, DeviceState, device_behavior
 from sensorium.actors._envelope import Envelope
 from sensorium.actors._router import Router
@@ -40,6 +41,7 @@ class PipelineOptions:
     shutdown_timeout_s: float = 20.0
     poison_marker: bytes | None = None
     command_timeout_s: float = 30.0
+    no_data_sweep_s: float = 5.0
 
 
 @dataclass(slots=True)
@@ -114,6 +116,8 @@ class IngestPipeline:
                     async with trio.open_nursery() as inner:
                         inner.start_soon(directory.keep_fresh)
                         inner.start_soon(rules.keep_fresh)
+                        sweeper = NoDataSweeper(pool, rules, recorder)
+                        inner.start_soon(partial(sweeper.run, interval_s=options.no_data_sweep_s))
 
             nursery.start_soon(refresh_devices_and_rules)
             router_box: list[Router] = []

@@ -192,6 +192,9 @@ class EngineSettings(_Section):
         default=50_000, ge=1, description="MQTT messages read but not yet committed, at most."
     )
     shutdown_timeout_s: float = Field(default=20.0, gt=0, description="Drain deadline on stop.")
+    no_data_sweep_s: float = Field(
+        default=5.0, gt=0, description="How often devices are checked for no-data alerts."
+    )
     housekeeping_interval_s: float = Field(
         default=60.0, gt=0, description="How often minute rollups are folded and old ids pruned."
     )
