@@ -27,6 +27,8 @@ from sensorium.actors import (
     Notifier,
     NotifierOptions,
     PipelineOptions,
+    SmtpOptions,
+    SmtpSender,
     WebhookSender,
 )
 from sensorium.config import Settings
@@ -200,10 +202,29 @@ async def _serve_until_stopped(
         outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
 
 
-async def _deliver_webhooks(pool: Pool) -> None:
-    """The webhook notifier actor (email and SMS notifiers: next)."""
-    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
-        await Notifier(pool, "webhook", WebhookSender(client), NotifierOptions()).run()
+async def _deliver_notifications(pool: Pool, settings: Settings) -> None:
+    """The notifier actors: webhooks always; email over SMTP when a host is set
+    (SendGrid and SMS: next). A channel without a notifier keeps its notifications
+    pending until one is configured."""
+    smtp = settings.smtp
+    async with (
+        httpx.AsyncClient(timeout=10, follow_redirects=False) as client,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(Notifier(pool, "webhook", WebhookSender(client), NotifierOptions()).run)
+        if smtp.host:
+            sender = SmtpSender(
+                SmtpOptions(
+                    host=smtp.host,
+                    port=smtp.port,
+                    username=smtp.username,
+                    password=smtp.password.get_secret_value() if smtp.password else None,
+                    starttls=smtp.starttls,
+                    sender=smtp.from_,
+                    ca_file=smtp.ca_file,
+                )
+            )
+            nursery.start_soon(Notifier(pool, "email", sender, NotifierOptions()).run)
 
 
 async def serve(
@@ -351,7 +372,7 @@ async def serve(
                             rollup_settle_s=engine.rollup_settle_s,
                         ),
                     ),
-                    partial(_deliver_webhooks, primary),
+                    partial(_deliver_notifications, primary, settings),
                     *(
                         [partial(_sync_credentials, primary, credentials_sink)]
                         if credentials_sink is not None

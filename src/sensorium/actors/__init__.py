@@ -10,6 +10,7 @@ from sensorium.actors._alert_rules import (
     new_state,
 )
 from sensorium.actors._device import DeviceContext, DeviceState, PoisonPill, device_behavior
+from sensorium.actors._email import SmtpOptions, SmtpSender
 from sensorium.actors._envelope import Envelope, Telemetry
 from sensorium.actors._notifier import (
     Notifier,
@@ -40,6 +41,8 @@ __all__ = [
     "Receipt",
     "Rejected",
     "Router",
+    "SmtpOptions",
+    "SmtpSender",
     "Telemetry",
     "ThresholdCondition",
     "Transition",

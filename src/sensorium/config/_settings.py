@@ -235,6 +235,9 @@ class SmtpSettings(_Section):
     password: SecretStr | None = Field(default=None, description="SMTP password.")
     starttls: bool = Field(default=True, description="Upgrade with STARTTLS.")
     from_: str = Field(default="sensorium@localhost", alias="from", description="Sender address.")
+    ca_file: Path | None = Field(
+        default=None, description="CA certificates trusted for STARTTLS (default: the system's)."
+    )
 
 
 class SendgridSettings(_Section):

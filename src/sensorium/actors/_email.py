@@ -1,0 +1,96 @@
+"""Email notifications over SMTP (STARTTLS and login when configured).
+
+smtplib blocks: each delivery runs in a worker thread, a few at a time (a
+CapacityLimiter), as DESIGN.md's idioms say for blocking clients. A 4xx reply or a
+connection problem is tried again later, and so is a refused login (the configuration
+is wrong, not the message); another 5xx reply (a refused address, say) fails the
+notification for good.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import trio
+
+from sensorium.actors._notifier import Outcome
+from sensorium.storage import Notification
+
+__all__ = ["SmtpOptions", "SmtpSender", "email_message"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    host: str
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    sender: str = "sensorium@localhost"
+    ca_file: Path | None = None
+    timeout_s: float = 10.0
+
+
+def email_message(notification: Notification, sender: str) -> EmailMessage:
+    """The email of a notification: who and what in the subject, the facts in the body,
+    the event id in a header and in the Message-ID (mail systems drop repeats of one)."""
+    payload = json.loads(notification.payload)
+    rule = payload["rule"]
+    opened = payload["state"] == "open"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = notification.recipient
+    message["Subject"] = (
+        f"[{rule['severity']}] {rule['name']}: "
+        f"{'ALERT' if opened else 'resolved'} on {payload['device_id']}"
+    )
+    message["Message-ID"] = f"<{notification.event_id}@sensorium>"
+    message["X-Sensorium-Event-Id"] = str(notification.event_id)
+    value = "no data" if payload["value"] is None else payload["value"]
+    message.set_content(
+        f"{rule['name']} ({rule['severity']}) is {'open' if opened else 'resolved'}.\n\n"
+        f"Device: {payload['device_id']}\nMetric: {payload['metric']}\n"
+        f"Value: {value}\nAt: {payload['at']}\nAlert: {payload['alert_id']}\n"
+    )
+    return message
+
+
+class SmtpSender:
+    def __init__(self, options: SmtpOptions, *, concurrency: int = 4) -> None:
+        self._options = options
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._tls = ssl.create_default_context(
+            cafile=str(options.ca_file) if options.ca_file else None
+        )
+
+    def _send(self, message: EmailMessage) -> None:
+        options = self._options
+        with smtplib.SMTP(options.host, options.port, timeout=options.timeout_s) as smtp:
+            smtp.ehlo()
+            if options.starttls:
+                smtp.starttls(context=self._tls)
+                smtp.ehlo()
+            if options.username:
+                smtp.login(options.username, options.password or "")
+            smtp.send_message(message)
+
+    async def __call__(self, notification: Notification) -> Outcome:
+        message = email_message(notification, self._options.sender)
+        try:
+            await trio.to_thread.run_sync(self._send, message, limiter=self._limiter)
+        except smtplib.SMTPAuthenticationError as exc:
+            # Our credentials, not the message: wait for them to be fixed, lose nothing.
+            return Outcome("retry", f"SMTP login refused {exc.smtp_code}: {exc.smtp_error!r}")
+        except smtplib.SMTPResponseException as exc:
+            error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
+            return Outcome("failed" if exc.smtp_code >= 500 else "retry", error)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return Outcome("failed", f"recipient refused: {exc.recipients}")
+        except (OSError, smtplib.SMTPException) as exc:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        return Outcome("sent")
