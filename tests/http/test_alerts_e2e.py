@@ -6,6 +6,7 @@ readings back below the clear threshold resolve it with one more."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -128,3 +129,69 @@ def test_a_device_gone_quiet_opens_a_no_data_alert_and_its_next_reading_resolves
         f"{stack.http_url}/api/v1/alert-rules/{rule['id']}",
         headers={"Authorization": f"Bearer {admin}"},
     )
+
+
+def _login_new(stack: StackHandle, role: str, tenant: str) -> str:
+    email = f"{role}-{secrets.token_hex(4)}@{tenant}.example.com"
+    password = secrets.token_urlsafe(12)
+    stack.cli(
+        "user", "create", "--email", email, "--role", role, "--tenant", tenant,
+        "--password", password,
+    )  # fmt: skip
+    answer = httpx.post(
+        f"{stack.http_url}/api/v1/auth/login", json={"email": email, "password": password}
+    )
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def test_alerts_are_listed_acknowledged_once_and_keep_their_history(
+    stack: StackHandle, receiver: Receiver
+) -> None:
+    admin = httpx.post(f"{stack.http_url}/api/v1/auth/login", json=ADMIN).json()["access_token"]
+    auth = {"Authorization": f"Bearer {admin}"}
+    device = _post(stack, admin, "/devices", {"name": "boiler"}).json()
+    rule = _post(
+        stack, admin, "/alert-rules",
+        {"name": "boiler hot", "scope": {"device_id": device["id"]}, "metric": "temperature",
+         "condition": {"op": ">=", "threshold": 90}, "channels": []},
+    ).json()  # fmt: skip
+    now_ms = int(time.time() * 1000)
+    sent = iter(range(10_000))
+
+    def send(value: float) -> None:
+        body = {"ts": now_ms + next(sent), "metrics": {"temperature": value}}
+        assert _post(stack, device["token"], "/telemetry", body).status_code == 200
+
+    def listed(**params: Any) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{stack.http_url}/api/v1/alerts", headers=auth, params=params)
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    wait_for(
+        lambda: send(95.0) is None and bool(listed(state="open", device_id=device["id"])),
+        timeout=30,
+    )
+    [alert] = listed(device_id=device["id"])
+    assert (alert["rule"]["id"], alert["state"], alert["value"]) == (rule["id"], "open", 95.0)
+    assert listed(state="resolved", device_id=device["id"]) == []
+    ack = f"{stack.http_url}/api/v1/alerts/{alert['id']}/ack"
+    viewer = _login_new(stack, "viewer", "default")
+    assert httpx.post(ack, headers={"Authorization": f"Bearer {viewer}"}).status_code == 403
+    stranger = {"Authorization": f"Bearer {_login_new(stack, 'admin', 'faraway')}"}
+    assert httpx.post(ack, headers=stranger).status_code == 404
+    history_url = f"{stack.http_url}/api/v1/alerts/{alert['id']}/history"
+    assert httpx.get(history_url, headers=stranger).status_code == 404
+    done = httpx.post(ack, headers=auth)
+    assert done.status_code == 200, done.text
+    assert done.json()["state"] == "acknowledged" and done.json()["acknowledged_by"] == 1
+    assert httpx.post(ack, headers=auth).status_code == 409  # only an open alert
+    send(20.0)  # back to normal: the acknowledged alert resolves
+    wait_for(lambda: listed(device_id=device["id"])[0]["state"] == "resolved", timeout=30)
+    events = httpx.get(history_url, headers=auth).json()["items"]
+    assert [(e["kind"], e["actor"]) for e in events] == [
+        ("opened", "engine"), ("acknowledged", "user:1"), ("resolved", "engine"),
+    ]  # fmt: skip
+    bad = httpx.get(f"{stack.http_url}/api/v1/alerts", headers=auth, params={"state": "x"})
+    assert bad.status_code == 400

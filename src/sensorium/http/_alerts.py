@@ -1,4 +1,5 @@
-"""`/api/v1/alert-rules`: create, list, read, change and delete a tenant's alert rules.
+"""`/api/v1/alert-rules`: create, list, read, change and delete a tenant's alert rules;
+`/api/v1/alerts`: list them (filters, paging), acknowledge one, read its history.
 
 A rule (DESIGN.md): ``{"name", "scope": {"device_id"} | {"tag"} | {"tenant": true},
 "metric", "condition", "severity", "channels", "renotify_s", "enabled"}``; the
@@ -13,22 +14,31 @@ import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from quart import Blueprint, Response, jsonify
-from quart_schema import document_request, document_response
+from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_querystring, document_request, document_response
 
 from sensorium.actors import NoDataCondition, RateCondition, ThresholdCondition
 from sensorium.http._guard import EMAIL, NO_CONTROL, Guard, bad_request, read_body
 from sensorium.http._problem import problem
-from sensorium.http._schemas import AlertRuleList, AlertRuleView
+from sensorium.http._schemas import (
+    AlertHistory,
+    AlertList,
+    AlertRuleList,
+    AlertRuleView,
+    AlertView,
+)
 from sensorium.http._tokens import Principal
 from sensorium.storage import (
     Pool,
     Role,
+    acknowledge_alert,
+    alert_history,
     create_alert_rule,
     delete_alert_rule,
     get_alert_rule,
     get_device,
     list_alert_rules,
+    list_alerts,
     update_alert_rule,
 )
 
@@ -101,6 +111,20 @@ class AlertRuleUpdate(_Strict):
 
 def _not_found(rule_id: str) -> Response:
     return problem(404, "Not Found", kind="not-found", detail=f"no alert rule {rule_id!r}")
+
+
+def _no_alert(alert_id: str) -> Response:
+    return problem(404, "Not Found", kind="not-found", detail=f"no alert {alert_id!r}")
+
+
+class AlertQuery(BaseModel):
+    """The query of GET /alerts (documentation; checked by hand)."""
+
+    state: Literal["open", "acknowledged", "resolved"] | None = None
+    device_id: str | None = None
+    rule_id: int | None = None
+    before: int | None = Field(default=None, description="an alert id: the page after it")
+    limit: int | None = Field(default=None, ge=1, le=500)
 
 
 def _rule_id(text: str) -> int | None:
@@ -180,6 +204,72 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
                 conn, tenant_id=principal.tenant_id, rule_id=key, changes=changes
             )
         return jsonify(rule.as_json()) if rule is not None else _not_found(rule_id)
+
+    @bp.get("/alerts")
+    @document_response(AlertList)
+    @document_querystring(AlertQuery)
+    @guard()
+    async def alerts(principal: Principal) -> Response:
+        args = request.args
+        state = args.get("state")
+        if state is not None and state not in ("open", "acknowledged", "resolved"):
+            return bad_request("state: open, acknowledged or resolved")
+        rule_id = _rule_id(args["rule_id"]) if "rule_id" in args else None
+        before = _rule_id(args["before"]) if "before" in args else None
+        try:
+            limit = int(args.get("limit", "100"))
+        except ValueError:
+            limit = 0
+        if (
+            not 1 <= limit <= 500
+            or ("rule_id" in args and rule_id is None)
+            or ("before" in args and before is None)
+        ):
+            return bad_request("limit: 1 to 500; rule_id and before: alert or rule ids")
+        async with pool.acquire() as conn:
+            items = await list_alerts(
+                conn,
+                tenant_id=principal.tenant_id,
+                state=state,
+                device_id=args.get("device_id"),
+                rule_id=rule_id,
+                before=before,
+                limit=limit,
+            )
+        next_before = items[-1]["id"] if len(items) == limit else None
+        return jsonify(items=items, next_before=next_before)
+
+    @bp.post("/alerts/<alert_id>/ack")
+    @document_response(AlertView)
+    @guard(roles=_WRITERS)
+    async def acknowledge(alert_id: str, principal: Principal) -> Response:
+        key = _rule_id(alert_id)
+        if key is None:
+            return _no_alert(alert_id)
+        async with pool.acquire() as conn:
+            outcome, alert = await acknowledge_alert(
+                conn, tenant_id=principal.tenant_id, alert_id=key, user_id=principal.user_id
+            )
+        if outcome == "missing":
+            return _no_alert(alert_id)
+        if outcome == "not-open":
+            assert alert is not None
+            return problem(
+                409, "Conflict", kind="conflict",
+                detail=f"alert {key} is {alert['state']}: only an open alert is acknowledged",
+            )  # fmt: skip
+        return jsonify(alert)
+
+    @bp.get("/alerts/<alert_id>/history")
+    @document_response(AlertHistory)
+    @guard()
+    async def history(alert_id: str, principal: Principal) -> Response:
+        key = _rule_id(alert_id)
+        if key is None:
+            return _no_alert(alert_id)
+        async with pool.acquire() as conn:
+            events = await alert_history(conn, tenant_id=principal.tenant_id, alert_id=key)
+        return jsonify(items=events) if events is not None else _no_alert(alert_id)
 
     @bp.delete("/alert-rules/<rule_id>")
     @guard(roles=_WRITERS)

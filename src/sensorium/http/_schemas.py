@@ -12,8 +12,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "AlertHistory",
+    "AlertList",
     "AlertRuleList",
     "AlertRuleView",
+    "AlertView",
     "DeadLetterPage",
     "DevicePage",
     "DeviceToken",
@@ -200,3 +203,32 @@ class AlertRuleView(_Answer):
 
 class AlertRuleList(_Answer):
     items: list[AlertRuleView]
+
+
+class AlertView(_Answer):
+    id: int
+    rule: dict[str, Any] = Field(description='{"id", "name", "severity"}')
+    metric: str
+    device_id: str | None
+    state: str = Field(description="open, acknowledged or resolved")
+    value: float | None
+    opened_at: str = Field(description=_TIME)
+    acknowledged_at: str | None
+    acknowledged_by: int | None = Field(description="the user's id")
+    resolved_at: str | None
+
+
+class AlertList(_Answer):
+    items: list[AlertView]
+    next_before: int | None = Field(description="pass as `before` for the next page")
+
+
+class _AlertEvent(_Answer):
+    at: str = Field(description=_TIME)
+    kind: str = Field(description="opened, acknowledged, resolved")
+    actor: str | None = Field(description="engine, or user:<id>")
+    detail: dict[str, Any]
+
+
+class AlertHistory(_Answer):
+    items: list[_AlertEvent]

@@ -8,6 +8,7 @@ from sensorium.storage._accounts import (
     ensure_tenant,
     find_user_by_email,
 )
+from sensorium.storage._alert_log import acknowledge_alert, alert_history, list_alerts
 from sensorium.storage._alert_rules import (
     AlertRuleRecord,
     create_alert_rule,
@@ -107,7 +108,9 @@ __all__ = [
     "Role",
     "ServerHealth",
     "User",
+    "acknowledge_alert",
     "acquire_engine_lease",
+    "alert_history",
     "apply_migrations",
     "available_migrations",
     "batch_committed",
@@ -133,6 +136,7 @@ __all__ = [
     "issue_refresh_token",
     "keep_house",
     "list_alert_rules",
+    "list_alerts",
     "list_devices",
     "load_high_water_marks",
     "mark_failed",
