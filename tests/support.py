@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from sensorium.bench._stack import free_ports
 from sensorium.sources.mqtt_codec import (
@@ -169,6 +171,42 @@ def db_fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
             await conn.close()
 
     return asyncio.run(go())
+
+
+def fresh_database(stack: StackHandle, prefix: str, *, migrated: bool = True) -> str:
+    """A new database on the stack's primary (its URL), with every migration applied
+    unless ``migrated`` is False: tests that write what the engine writes, apart."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    db_fetch(stack.db_url(), f'CREATE DATABASE "{name}"')
+    url = stack.db_url().rsplit("/", 1)[0] + "/" + name
+    if migrated:
+        from sensorium.storage import apply_migrations, connect
+
+        async def migrate() -> None:
+            conn = await connect(url)
+            try:
+                await apply_migrations(conn)
+            finally:
+                await conn.close()
+
+        run_trio(migrate)
+    return url
+
+
+def new_user_token(stack: StackHandle, role: str, tenant: str) -> str:
+    """A new user of ``tenant`` with ``role`` (made by the CLI), logged in."""
+    email = f"{role}-{secrets.token_hex(4)}@{tenant}.example.com"
+    password = secrets.token_urlsafe(12)
+    stack.cli(
+        "user", "create", "--email", email, "--role", role, "--tenant", tenant,
+        "--password", password,
+    )  # fmt: skip
+    answer = httpx.post(
+        f"{stack.http_url}/api/v1/auth/login", json={"email": email, "password": password}
+    )
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
 
 
 class MqttClient:

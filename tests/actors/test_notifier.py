@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import secrets
 from typing import Any
 
 import httpx
@@ -18,13 +17,12 @@ import trio
 from sensorium.actors import Notifier, NotifierOptions, WebhookSender
 from sensorium.storage import (
     AlertTransition,
-    apply_migrations,
     connect,
     create_pool,
     ensure_tenant,
     record_alert_transitions,
 )
-from tests.support import StackHandle, db_fetch, run_trio
+from tests.support import StackHandle, db_fetch, fresh_database, run_trio
 from tests.webhook_receiver import Receiver, signature_ok
 
 SECRET = "a-webhook-secret-of-some-length"
@@ -33,14 +31,11 @@ _device_keys = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def database(stack: StackHandle) -> str:
-    name = "notify_" + secrets.token_hex(4)
-    db_fetch(stack.db_url(), f'CREATE DATABASE "{name}"')
-    url = stack.db_url().rsplit("/", 1)[0] + "/" + name
+    url = fresh_database(stack, "notify")
 
     async def migrate() -> None:
         conn = await connect(url)
         try:
-            await apply_migrations(conn)
             tenant = await ensure_tenant(conn, "notify")
             await conn.execute(
                 """INSERT INTO alert_rules (id, tenant_id, name, scope, metric, condition,

@@ -3,18 +3,15 @@ tenant, as the database holds them (a fresh database on the session stack)."""
 
 from __future__ import annotations
 
-import secrets
-
 from sensorium.actors._alerting import RuleBook
 from sensorium.storage import (
-    apply_migrations,
     connect,
     create_alert_rule,
     create_device,
     create_pool,
     ensure_tenant,
 )
-from tests.support import StackHandle, db_fetch, run_trio
+from tests.support import StackHandle, fresh_database, run_trio
 
 
 def _rule(name: str, scope: dict[str, object], *, enabled: bool = True) -> dict[str, object]:
@@ -25,14 +22,11 @@ def _rule(name: str, scope: dict[str, object], *, enabled: bool = True) -> dict[
 
 
 def test_rules_apply_by_device_tag_and_tenant(stack: StackHandle) -> None:
-    name = "rulebook_" + secrets.token_hex(4)
-    db_fetch(stack.db_url(), f'CREATE DATABASE "{name}"')
-    url = stack.db_url().rsplit("/", 1)[0] + "/" + name
+    url = fresh_database(stack, "rulebook")
 
     async def go() -> dict[str, list[str]]:
         conn = await connect(url)
         try:
-            await apply_migrations(conn)
             here = await ensure_tenant(conn, "here")
             there = await ensure_tenant(conn, "there")
             fridge = await create_device(conn, name="fridge", tenant=here, tags=["kitchen"])

@@ -4,14 +4,13 @@ rule is a 404; webhook secrets never come back."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import StackHandle
+from tests.support import StackHandle, new_user_token
 
 ADMIN = ("admin@example.com", "correct horse battery staple")
 
@@ -23,16 +22,6 @@ def _token(stack: StackHandle, email: str, password: str) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
-
-
-def _user(stack: StackHandle, role: str, tenant: str) -> str:
-    email = f"{role}-{secrets.token_hex(4)}@{tenant}.example.com"
-    password = secrets.token_urlsafe(12)
-    stack.cli(
-        "user", "create", "--email", email, "--role", role, "--tenant", tenant,
-        "--password", password,
-    )  # fmt: skip
-    return _token(stack, email, password)
 
 
 def _api(stack: StackHandle, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
@@ -127,12 +116,12 @@ def test_viewers_read_only_and_tenants_see_only_their_rules(stack: StackHandle) 
     device = _api(stack, "POST", "/devices", admin, json={"name": "door"}).json()
     rule = _api(stack, "POST", "/alert-rules", admin, json=_rule(device["id"])).json()
     path = f"/alert-rules/{rule['id']}"
-    viewer = _user(stack, "viewer", "default")
+    viewer = new_user_token(stack, "viewer", "default")
     assert _api(stack, "GET", path, viewer).status_code == 200
     assert _api(stack, "POST", "/alert-rules", viewer, json=_rule(device["id"])).status_code == 403
     assert _api(stack, "PATCH", path, viewer, json={"enabled": False}).status_code == 403
     assert _api(stack, "DELETE", path, viewer).status_code == 403
-    stranger = _user(stack, "admin", "elsewhere")
+    stranger = new_user_token(stack, "admin", "elsewhere")
     for method, kwargs in (("GET", {}), ("PATCH", {"json": {"enabled": False}}), ("DELETE", {})):
         assert _api(stack, method, path, stranger, **kwargs).status_code == 404, method
     assert rule["id"] not in [

@@ -6,13 +6,12 @@ readings back below the clear threshold resolve it with one more."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import Any
 
 import httpx
 
-from tests.support import StackHandle, db_fetch, wait_for
+from tests.support import StackHandle, db_fetch, new_user_token, wait_for
 from tests.webhook_receiver import Receiver, signature_ok
 
 ADMIN = {"email": "admin@example.com", "password": "correct horse battery staple"}
@@ -131,20 +130,6 @@ def test_a_device_gone_quiet_opens_a_no_data_alert_and_its_next_reading_resolves
     )
 
 
-def _login_new(stack: StackHandle, role: str, tenant: str) -> str:
-    email = f"{role}-{secrets.token_hex(4)}@{tenant}.example.com"
-    password = secrets.token_urlsafe(12)
-    stack.cli(
-        "user", "create", "--email", email, "--role", role, "--tenant", tenant,
-        "--password", password,
-    )  # fmt: skip
-    answer = httpx.post(
-        f"{stack.http_url}/api/v1/auth/login", json={"email": email, "password": password}
-    )
-    token: str = answer.json()["access_token"]
-    return token
-
-
 def test_alerts_are_listed_acknowledged_once_and_keep_their_history(
     stack: StackHandle, receiver: Receiver
 ) -> None:
@@ -177,9 +162,9 @@ def test_alerts_are_listed_acknowledged_once_and_keep_their_history(
     assert (alert["rule"]["id"], alert["state"], alert["value"]) == (rule["id"], "open", 95.0)
     assert listed(state="resolved", device_id=device["id"]) == []
     ack = f"{stack.http_url}/api/v1/alerts/{alert['id']}/ack"
-    viewer = _login_new(stack, "viewer", "default")
+    viewer = new_user_token(stack, "viewer", "default")
     assert httpx.post(ack, headers={"Authorization": f"Bearer {viewer}"}).status_code == 403
-    stranger = {"Authorization": f"Bearer {_login_new(stack, 'admin', 'faraway')}"}
+    stranger = {"Authorization": f"Bearer {new_user_token(stack, 'admin', 'faraway')}"}
     assert httpx.post(ack, headers=stranger).status_code == 404
     history_url = f"{stack.http_url}/api/v1/alerts/{alert['id']}/history"
     assert httpx.get(history_url, headers=stranger).status_code == 404

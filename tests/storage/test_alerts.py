@@ -5,19 +5,17 @@ recorded twice."""
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 
 import pytest
 
 from sensorium.storage import (
     AlertTransition,
-    apply_migrations,
     connect,
     create_alert_rule,
     ensure_tenant,
     record_alert_transitions,
 )
-from tests.support import StackHandle, db_fetch, run_trio
+from tests.support import StackHandle, db_fetch, fresh_database, run_trio
 
 CHANNELS = [
     {"type": "email", "to": "ops@example.com"},
@@ -28,14 +26,11 @@ CHANNELS = [
 
 @pytest.fixture(scope="module")
 def database(stack: StackHandle) -> tuple[str, int]:
-    name = "alerts_" + secrets.token_hex(4)
-    db_fetch(stack.db_url(), f'CREATE DATABASE "{name}"')
-    url = stack.db_url().rsplit("/", 1)[0] + "/" + name
+    url = fresh_database(stack, "alerts")
 
     async def prepare() -> int:
         conn = await connect(url)
         try:
-            await apply_migrations(conn)
             tenant = await ensure_tenant(conn, "alerts")
             rule = await create_alert_rule(
                 conn,

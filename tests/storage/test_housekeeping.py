@@ -16,14 +16,13 @@ from hypothesis import strategies as st
 
 from sensorium.storage import (
     ReadingBatch,
-    apply_migrations,
     compact_rollups,
     connect,
     create_pool,
     prune_batch_ids,
     write_batch,
 )
-from tests.support import StackHandle, db_fetch, run_trio
+from tests.support import StackHandle, db_fetch, fresh_database, run_trio
 
 _MINUTE_US = 60_000_000
 
@@ -58,14 +57,11 @@ GROUP BY 1, 2 ORDER BY 1, 2
 
 @pytest.fixture(scope="module")
 def database(stack: StackHandle) -> str:
-    name = "housekeeping_" + secrets.token_hex(4)
-    db_fetch(stack.db_url(), f'CREATE DATABASE "{name}"')
-    url = stack.db_url().rsplit("/", 1)[0] + "/" + name
+    url = fresh_database(stack, "housekeeping")
 
     async def migrate() -> None:
         conn = await connect(url)
         try:
-            await apply_migrations(conn)
             today = dt.datetime.now(dt.UTC).date()
             await conn.execute(
                 "SELECT ensure_readings_partitions($1, $2)",

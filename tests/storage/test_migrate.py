@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-
 import trio
 import trio_asyncio
 
 from sensorium.storage import apply_migrations, available_migrations, connect
-from tests.support import StackHandle, db_fetch
-
-
-def _fresh_database(stack: StackHandle) -> str:
-    name = "migrate_" + secrets.token_hex(4)
-    db_fetch(stack.db_url(), f'CREATE DATABASE "{name}"')
-    return stack.db_url().rsplit("/", 1)[0] + "/" + name
+from tests.support import StackHandle, db_fetch, fresh_database
 
 
 def test_concurrent_migrations_apply_each_file_exactly_once(stack: StackHandle) -> None:
-    url = _fresh_database(stack)
+    url = fresh_database(stack, "migrate", migrated=False)
     applied: list[list[int]] = []
 
     async def migrate_once() -> None:
