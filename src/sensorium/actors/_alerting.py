@@ -13,9 +13,10 @@ when the primary is away it keeps trying, so a transition is never dropped.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import trio
 from pydantic import TypeAdapter
@@ -48,6 +49,29 @@ class LiveRule:
     severity: str
     channels: list[dict[str, Any]]
     scope: dict[str, Any]
+
+    def transition(
+        self,
+        *,
+        device_key: int,
+        device_id: str,
+        kind: Literal["open", "resolved"],
+        at: dt.datetime,
+        value: float | None,
+    ) -> AlertTransition:
+        """What the alert actor records when this rule opens or resolves for a device."""
+        return AlertTransition(
+            rule_id=self.id,
+            rule_name=self.name,
+            severity=self.severity,
+            metric=self.metric,
+            channels=self.channels,
+            device_key=device_key,
+            device_id=device_id,
+            kind=kind,
+            at=at,
+            value=value,
+        )
 
 
 class RuleBook:
@@ -227,12 +251,7 @@ class NoDataSweeper:
             ):
                 for row in await self._pool.fetch(sql, *args):
                     await self._recorder.submit(
-                        AlertTransition(
-                            rule_id=rule.id,
-                            rule_name=rule.name,
-                            severity=rule.severity,
-                            metric=rule.metric,
-                            channels=rule.channels,
+                        rule.transition(
                             device_key=row["key"],
                             device_id=row["id"],
                             kind=kind,  # type: ignore[arg-type]

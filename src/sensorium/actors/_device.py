@@ -168,12 +168,7 @@ class _DeviceBehavior:
                 transition = state.observe(ts_us, value)
                 if transition is not None:
                     transitions.append(
-                        AlertTransition(
-                            rule_id=rule.id,
-                            rule_name=rule.name,
-                            severity=rule.severity,
-                            metric=rule.metric,
-                            channels=rule.channels,
+                        rule.transition(
                             device_key=self.key,
                             device_id=envelope.device_id,
                             kind=transition.kind,
