@@ -23,12 +23,15 @@ from quart_trio import QuartTrio
 
 from sensorium import __version__
 from sensorium.actors import (
+    Delivery,
     IngestPipeline,
     Notifier,
     NotifierOptions,
     PipelineOptions,
+    SendgridSender,
     SmtpOptions,
     SmtpSender,
+    TwilioSender,
     WebhookSender,
 )
 from sensorium.config import Settings
@@ -203,28 +206,47 @@ async def _serve_until_stopped(
 
 
 async def _deliver_notifications(pool: Pool, settings: Settings) -> None:
-    """The notifier actors: webhooks always; email over SMTP when a host is set
-    (SendGrid and SMS: next). A channel without a notifier keeps its notifications
-    pending until one is configured."""
-    smtp = settings.smtp
+    """The notifier actors: webhooks always; email through SendGrid when its API key is
+    set, else over SMTP when a host is set; SMS through Twilio when it is configured. A
+    channel without a notifier keeps its notifications pending until one is."""
+    smtp, sendgrid, twilio = settings.smtp, settings.sendgrid, settings.twilio
+    email: Delivery | None = None
+    if sendgrid.api_key is not None:
+        email = SendgridSender(
+            sendgrid.api_key.get_secret_value(), sender=smtp.from_, base_url=sendgrid.base_url
+        )
+    elif smtp.host:
+        email = SmtpSender(
+            SmtpOptions(
+                host=smtp.host,
+                port=smtp.port,
+                username=smtp.username,
+                password=smtp.password.get_secret_value() if smtp.password else None,
+                starttls=smtp.starttls,
+                sender=smtp.from_,
+                ca_file=smtp.ca_file,
+            )
+        )
+    sms: Delivery | None = None
+    if twilio.account_sid and twilio.auth_token is not None and twilio.from_:
+        sms = TwilioSender(
+            twilio.account_sid,
+            twilio.auth_token.get_secret_value(),
+            sender=twilio.from_,
+            base_url=twilio.base_url,
+        )
     async with (
         httpx.AsyncClient(timeout=10, follow_redirects=False) as client,
         trio.open_nursery() as nursery,
     ):
-        nursery.start_soon(Notifier(pool, "webhook", WebhookSender(client), NotifierOptions()).run)
-        if smtp.host:
-            sender = SmtpSender(
-                SmtpOptions(
-                    host=smtp.host,
-                    port=smtp.port,
-                    username=smtp.username,
-                    password=smtp.password.get_secret_value() if smtp.password else None,
-                    starttls=smtp.starttls,
-                    sender=smtp.from_,
-                    ca_file=smtp.ca_file,
-                )
-            )
-            nursery.start_soon(Notifier(pool, "email", sender, NotifierOptions()).run)
+        deliveries: dict[str, Delivery | None] = {
+            "webhook": WebhookSender(client),
+            "email": email,
+            "sms": sms,
+        }
+        for channel, deliver in deliveries.items():
+            if deliver is not None:
+                nursery.start_soon(Notifier(pool, channel, deliver, NotifierOptions()).run)
 
 
 async def serve(

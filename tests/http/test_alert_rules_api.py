@@ -150,3 +150,15 @@ def test_any_condition_is_stored_or_refused_never_a_5xx(
     assert answer.status_code in (201, 400), answer.text
     if answer.status_code == 201:
         _api(stack, "DELETE", f"/alert-rules/{answer.json()['id']}", admin)
+
+
+def test_a_nul_anywhere_in_a_body_is_a_400_naming_where(stack: StackHandle) -> None:
+    """PostgreSQL cannot store U+0000 (schemathesis found one in a webhook secret)."""
+    admin = _token(stack, *ADMIN)
+    rule = _rule("x", scope={"tenant": True})
+    rule["channels"][2]["secret"] = "s" * 20 + "\x00"
+    answer = _api(stack, "POST", "/alert-rules", admin, json=rule)
+    assert answer.status_code == 400, answer.text
+    assert "body.channels[2].secret: NUL character" in answer.text
+    device = _api(stack, "POST", "/devices", admin, json={"name": "a\x00b"})
+    assert device.status_code == 400 and "body.name" in device.text

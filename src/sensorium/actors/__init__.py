@@ -10,9 +10,10 @@ from sensorium.actors._alert_rules import (
     new_state,
 )
 from sensorium.actors._device import DeviceContext, DeviceState, PoisonPill, device_behavior
-from sensorium.actors._email import SmtpOptions, SmtpSender
+from sensorium.actors._email import SendgridSender, SmtpOptions, SmtpSender
 from sensorium.actors._envelope import Envelope, Telemetry
 from sensorium.actors._notifier import (
+    Delivery,
     Notifier,
     NotifierOptions,
     Outcome,
@@ -23,10 +24,12 @@ from sensorium.actors._notifier import (
 from sensorium.actors._pipeline import IngestPipeline, PipelineOptions
 from sensorium.actors._receipt import Receipt
 from sensorium.actors._router import Rejected, Router
+from sensorium.actors._sms import TwilioSender
 from sensorium.actors._writer import Writer, WriteRequest, WriterStatistics
 
 __all__ = [
     "Condition",
+    "Delivery",
     "DeviceContext",
     "DeviceState",
     "Envelope",
@@ -41,11 +44,13 @@ __all__ = [
     "Receipt",
     "Rejected",
     "Router",
+    "SendgridSender",
     "SmtpOptions",
     "SmtpSender",
     "Telemetry",
     "ThresholdCondition",
     "Transition",
+    "TwilioSender",
     "WebhookSender",
     "WriteRequest",
     "Writer",

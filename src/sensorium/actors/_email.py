@@ -1,4 +1,5 @@
-"""Email notifications over SMTP (STARTTLS and login when configured).
+"""Email notifications: through SendGrid when its API key is set, else over SMTP
+(STARTTLS and login when configured).
 
 smtplib blocks: each delivery runs in a worker thread, a few at a time (a
 CapacityLimiter), as DESIGN.md's idioms say for blocking clients. A 4xx reply or a
@@ -17,11 +18,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import trio
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import Header, Mail
 
-from sensorium.actors._notifier import Outcome
+from sensorium.actors._notifier import Outcome, outcome_of_status
 from sensorium.storage import Notification
 
-__all__ = ["SmtpOptions", "SmtpSender", "email_message"]
+__all__ = ["SendgridSender", "SmtpOptions", "SmtpSender", "email_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,5 +96,36 @@ class SmtpSender:
         except smtplib.SMTPRecipientsRefused as exc:
             return Outcome("failed", f"recipient refused: {exc.recipients}")
         except (OSError, smtplib.SMTPException) as exc:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+        return Outcome("sent")
+
+
+class SendgridSender:
+    """Email through SendGrid's v3 mail-send API with its SDK (blocking: worker threads
+    under a CapacityLimiter); ``base_url`` points it elsewhere (a stand-in in tests)."""
+
+    def __init__(self, api_key: str, *, sender: str, base_url: str, concurrency: int = 4) -> None:
+        self._client = SendGridAPIClient(api_key=api_key, host=base_url)
+        self._sender = sender
+        self._limiter = trio.CapacityLimiter(concurrency)
+
+    def _send(self, notification: Notification) -> None:
+        message = email_message(notification, self._sender)
+        mail = Mail(
+            from_email=self._sender,
+            to_emails=notification.recipient,
+            subject=str(message["Subject"]),
+            plain_text_content=message.get_content(),
+        )
+        mail.add_header(Header("X-Sensorium-Event-Id", str(notification.event_id)))
+        self._client.send(mail)
+
+    async def __call__(self, notification: Notification) -> Outcome:
+        try:
+            await trio.to_thread.run_sync(self._send, notification, limiter=self._limiter)
+        except HTTPError as exc:
+            headers = exc.headers or {}
+            return outcome_of_status(int(exc.status_code), headers.get("Retry-After"))
+        except OSError as exc:
             return Outcome("retry", f"{type(exc).__name__}: {exc}")
         return Outcome("sent")

@@ -78,7 +78,9 @@ class SmsChannel(_Strict):
 class WebhookChannel(_Strict):
     type: Literal["webhook"]
     url: str = Field(max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")
-    secret: str = Field(min_length=16, max_length=200, description="signs every delivery")
+    secret: str = Field(
+        min_length=16, max_length=200, pattern=NO_CONTROL, description="signs every delivery"
+    )
 
 
 Channel = EmailChannel | SmsChannel | WebhookChannel

@@ -44,11 +44,31 @@ def bad_request(detail: str, **extensions: Any) -> Response:
     return problem(400, "Bad Request", kind="invalid-request", detail=detail, **extensions)
 
 
+def _nul_at(value: Any, where: str) -> str | None:
+    """Where in a parsed JSON document a string (or a key) holds U+0000, if anywhere."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return where
+            if (found := _nul_at(item, f"{where}.{key}")) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_at(item, f"{where}[{index}]")) is not None:
+                return found
+    return None
+
+
 async def read_body(model: type[Model]) -> Model | Response:
     """The JSON body as ``model``, or a 400 problem naming the fields at fault."""
     body = await request.get_json(force=True, silent=True)
     if body is None:
         return bad_request("the body must be JSON")
+    if (where := _nul_at(body, "body")) is not None:
+        # PostgreSQL text and jsonb cannot hold U+0000: refuse it here, by name.
+        return bad_request(f"{where}: NUL character")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
