@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Standin:
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
+    failing_until: float = 0.0  # time.monotonic(): an outage, every call a 500 until then
 
 
 @pytest.fixture
@@ -46,7 +48,9 @@ def saas() -> Iterator[Standin]:
             state.calls += 1
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             auth = self.headers.get("Authorization", "")
-            if state.failures:
+            if time.monotonic() < state.failing_until:
+                self._answer(500, {"message": "stand-in outage"}, {})
+            elif state.failures:
                 status, headers = state.failures.pop(0)
                 self._answer(status, {"errors": [{"message": "stand-in failure"}]}, headers)
             elif self.path == "/v3/mail/send":

@@ -4,16 +4,28 @@ speaking their APIs: delivered with the right content; 429 and 5xx tried again
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 import uuid
 
 import trio
 
+from sensorium.actors import Notifier, NotifierOptions
 from sensorium.actors._email import SendgridSender
 from sensorium.actors._notifier import Outcome
 from sensorium.actors._sms import TwilioSender
-from sensorium.storage import Notification
+from sensorium.storage import (
+    AlertTransition,
+    Notification,
+    connect,
+    create_alert_rule,
+    create_pool,
+    ensure_tenant,
+    record_alert_transitions,
+)
 from tests.saas_standins import SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN, Standin
+from tests.support import StackHandle, db_fetch, fresh_database, run_trio
 
 
 def _notification(channel: str, to: str) -> Notification:
@@ -71,3 +83,70 @@ def test_twilio_retries_an_outage_and_fails_on_a_refused_number(saas: Standin) -
     assert trio.run(sender, _notification("sms", "+15550100")).kind == "retry"
     assert trio.run(sender, _notification("sms", "5550100")).kind == "failed"
     assert saas.accepted == []
+
+
+def test_a_30_second_twilio_outage_delays_every_sms_and_loses_or_doubles_none(
+    stack: StackHandle, saas: Standin
+) -> None:
+    """The issue's outage: the stand-in answers 500 for 30 s, then recovers. Every SMS
+    queued before and during the outage arrives once, after it."""
+    url = fresh_database(stack, "sms_outage")
+    sms = [{"type": "sms", "to": "+15550100"}, {"type": "sms", "to": "+15550111"}]
+
+    async def go() -> float:
+        conn = await connect(url)
+        try:
+            tenant = await ensure_tenant(conn, "outage")
+            rule = await create_alert_rule(
+                conn, tenant_id=tenant,
+                rule={"name": "r", "scope": {"tenant": True}, "metric": "power",
+                      "condition": {"op": ">", "threshold": 1}, "severity": "critical",
+                      "channels": sms},
+            )  # fmt: skip
+            await record_alert_transitions(
+                conn,
+                [
+                    AlertTransition(
+                        rule_id=rule.id,
+                        rule_name="r",
+                        severity="critical",
+                        metric="power",
+                        channels=sms,
+                        device_key=key,
+                        device_id=f"dev-{key}",
+                        kind="open",
+                        at=dt.datetime.now(dt.UTC),
+                        value=float(key),
+                    )
+                    for key in range(1, 6)
+                ],
+            )
+        finally:
+            await conn.close()
+        recovered_at = trio.current_time() + 30
+        saas.failing_until = time.monotonic() + 30
+        pool = await create_pool(url, min_size=1, max_size=2)
+        try:
+            notifier = Notifier(
+                pool, "sms", _twilio(saas),
+                # Fewer, shorter waits than the defaults (14 attempts, up to 300 s
+                # apart), still more than 30 s of them in all.
+                NotifierOptions(max_attempts=12, backoff_base_s=1, backoff_cap_s=8, poll_s=0.1),
+            )  # fmt: skip
+            with trio.fail_after(120):
+                while await pool.fetchval(
+                    "SELECT count(*) FROM notification_outbox WHERE status = 'pending'"
+                ):
+                    await notifier.pass_once()
+                    await trio.sleep(0.1)
+        finally:
+            await pool.close()
+        return trio.current_time() - recovered_at
+
+    after_recovery_s = run_trio(go)
+    assert after_recovery_s >= 0  # nothing could be sent during the outage
+    statuses = db_fetch(url, "SELECT status, count(*) AS n FROM notification_outbox GROUP BY 1")
+    assert {r["status"]: r["n"] for r in statuses} == {"sent": 10}
+    delivered = sorted((m["To"], m["Body"]) for m in saas.accepted)
+    assert len(delivered) == len(set(delivered)) == 10  # each once
+    assert saas.calls > 10  # and the outage was really met

@@ -61,7 +61,9 @@ Delivery = Callable[[Notification], Awaitable[Outcome]]
 
 @dataclass(frozen=True, slots=True)
 class NotifierOptions:
-    max_attempts: int = 8
+    # 14 attempts, 1 s doubling to 300 s apart (0.5x-1.5x jitter): about 17 to 50
+    # minutes of an outage before a notification is given up.
+    max_attempts: int = 14
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 300.0
     timeout_s: float = 10.0
