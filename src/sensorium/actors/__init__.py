@@ -1,5 +1,5 @@
-"""The domain actors: router, device actors, writer, alert rule evaluation (alert actors
-and notifiers to come)."""
+"""The domain actors: router, device actors, writer; alert rules, their evaluation, the
+alert actor and the notifiers."""
 
 from sensorium.actors._alert_rules import (
     Condition,
