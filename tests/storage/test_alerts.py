@@ -12,8 +12,10 @@ from sensorium.storage import (
     AlertTransition,
     connect,
     create_alert_rule,
+    create_device,
     ensure_tenant,
     record_alert_transitions,
+    remind_open_alerts,
 )
 from tests.support import StackHandle, db_fetch, fresh_database, run_trio
 
@@ -111,3 +113,47 @@ def test_an_alert_opens_once_resolves_once_and_queues_one_notification_per_chann
     assert second is not None and second != first
     ids = db_fetch(url, "SELECT count(DISTINCT event_id) AS n FROM notification_outbox")
     assert ids[0]["n"] == 9
+
+
+def test_open_alerts_are_reminded_of_and_acknowledged_ones_are_not(
+    database: tuple[str, int],
+) -> None:
+    url, rule = database
+
+    async def device() -> tuple[int, str]:
+        conn = await connect(url)
+        try:
+            made = await create_device(conn, name="r1", tenant="alerts")
+            key: int = await conn.fetchval("SELECT key FROM devices WHERE id = $1", made.id)
+            return key, made.id
+        finally:
+            await conn.close()
+
+    key, device_id = run_trio(device)
+    opened = AlertTransition(
+        rule_id=rule, rule_name="too warm", severity="critical", metric="temperature",
+        channels=CHANNELS, device_key=key, device_id=device_id, kind="open",
+        at=dt.datetime.now(dt.UTC), value=9.0,
+    )  # fmt: skip
+
+    async def go(every_s: float) -> list[int]:
+        conn = await connect(url)
+        try:
+            if every_s < 0:
+                await record_alert_transitions(conn, [opened])
+                return []
+            return await remind_open_alerts(conn, opened, every_s=every_s)
+        finally:
+            await conn.close()
+
+    run_trio(go, -1.0)
+    alert = db_fetch(url, "SELECT id FROM alerts WHERE device_key = $1", key)[0]["id"]
+    assert run_trio(go, 3600.0) == []  # notified just now
+    assert run_trio(go, 0.0) == [alert]  # due: reminded
+    assert run_trio(go, 0.0) == [alert]  # and again: each reminder its own event ids
+    outbox = db_fetch(url, "SELECT event_id FROM notification_outbox WHERE alert_id = $1", alert)
+    assert len(outbox) == len({r["event_id"] for r in outbox}) == 9  # 3 channels x 3
+    kinds = db_fetch(url, "SELECT kind FROM alert_events WHERE alert_id = $1 ORDER BY id", alert)
+    assert [k["kind"] for k in kinds] == ["opened", "reminded", "reminded"]
+    db_fetch(url, "UPDATE alerts SET state = 'acknowledged' WHERE id = $1", alert)
+    assert run_trio(go, 0.0) == []  # someone is on it

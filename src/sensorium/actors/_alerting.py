@@ -23,7 +23,12 @@ from pydantic import TypeAdapter
 
 from sensorium.actors._alert_rules import Condition, NoDataCondition
 from sensorium.logs import get_logger
-from sensorium.storage import AlertTransition, Pool, record_alert_transitions
+from sensorium.storage import (
+    AlertTransition,
+    Pool,
+    record_alert_transitions,
+    remind_open_alerts,
+)
 
 __all__ = ["AlertRecorder", "LiveRule", "NoDataSweeper", "RuleBook"]
 
@@ -49,6 +54,7 @@ class LiveRule:
     severity: str
     channels: list[dict[str, Any]]
     scope: dict[str, Any]
+    renotify_s: int | None = None
 
     def transition(
         self,
@@ -94,6 +100,10 @@ class RuleBook:
             and self._applies(rule, device_key, device_id)
         ]
 
+    def reminding_rules(self) -> list[LiveRule]:
+        """Rules that notify again while their alerts stay open (``renotify_s``)."""
+        return [r for rules in self._by_tenant.values() for r in rules if r.renotify_s]
+
     def no_data_rules(self) -> list[tuple[int, LiveRule]]:
         """(tenant id, rule) of every no-data rule."""
         return [
@@ -114,7 +124,7 @@ class RuleBook:
     async def reload(self) -> None:
         rows = await self._pool.fetch(
             """SELECT id, tenant_id, name, metric, condition::text AS condition, severity,
-                      channels::text AS channels, scope::text AS scope
+                      channels::text AS channels, scope::text AS scope, renotify_s
                FROM alert_rules WHERE enabled ORDER BY id"""
         )
         by_tenant: dict[int, list[LiveRule]] = {}
@@ -127,6 +137,7 @@ class RuleBook:
                 severity=row["severity"],
                 channels=json.loads(row["channels"]),
                 scope=json.loads(row["scope"]),
+                renotify_s=row["renotify_s"],
             )
             by_tenant.setdefault(row["tenant_id"], []).append(rule)
         tags = sorted({r.scope["tag"] for rs in by_tenant.values() for r in rs if "tag" in r.scope})
@@ -224,7 +235,8 @@ WHERE {_SCOPE} AND a.rule_id = $2 AND a.state <> 'resolved'
 
 class NoDataSweeper:
     """Opens and resolves no-data alerts from what the database knows (each device's
-    last-seen time and the live alerts), so they survive passivation and restarts."""
+    last-seen time and the live alerts), so they survive passivation and restarts; and
+    reminds of alerts left open past their rule's ``renotify_s``."""
 
     def __init__(self, pool: Pool, book: RuleBook, recorder: AlertRecorder) -> None:
         self._pool = pool
@@ -240,8 +252,18 @@ class NoDataSweeper:
             await trio.sleep(interval_s)
 
     async def sweep(self) -> int:
-        """One pass; returns how many transitions it handed to the alert actor."""
+        """One pass; returns how many transitions it handed to the alert actor (and
+        reminders it queued)."""
         handed = 0
+        for rule in self._book.reminding_rules():
+            assert rule.renotify_s is not None
+            template = rule.transition(
+                device_key=0, device_id="", kind="open", at=dt.datetime.now(dt.UTC), value=None
+            )
+            async with self._pool.acquire() as conn:
+                handed += len(
+                    await remind_open_alerts(conn, template, every_s=float(rule.renotify_s))
+                )
         for tenant_id, rule in self._book.no_data_rules():
             assert isinstance(rule.condition, NoDataCondition)
             scope = (tenant_id, rule.id, rule.scope.get("device_id"), rule.scope.get("tag"))

@@ -17,7 +17,11 @@ from sensorium.storage._alert_rules import (
     list_alert_rules,
     update_alert_rule,
 )
-from sensorium.storage._alerts import AlertTransition, record_alert_transitions
+from sensorium.storage._alerts import (
+    AlertTransition,
+    record_alert_transitions,
+    remind_open_alerts,
+)
 from sensorium.storage._bridge import Connection, Pool, connect, create_pool
 from sensorium.storage._catalog import (
     DeviceDirectory,
@@ -147,6 +151,7 @@ __all__ = [
     "probe_server",
     "prune_batch_ids",
     "record_alert_transitions",
+    "remind_open_alerts",
     "replication_states",
     "retry_later",
     "revoke_refresh_family",

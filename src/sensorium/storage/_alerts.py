@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from sensorium.storage._bridge import Connection
 
-__all__ = ["AlertTransition", "record_alert_transitions"]
+__all__ = ["AlertTransition", "record_alert_transitions", "remind_open_alerts"]
 
 _EVENT_NAMESPACE = uuid.UUID("5e45a1e7-0000-4000-8000-000000000006")
 
@@ -46,8 +46,13 @@ def _recipient(channel: dict[str, Any]) -> str:
     return str(channel.get("to") or channel.get("url"))
 
 
-async def _outbox(conn: Connection, alert_id: int, t: AlertTransition) -> None:
-    payload = {
+async def _outbox(
+    conn: Connection, alert_id: int, t: AlertTransition, *, occasion: str | None = None
+) -> None:
+    """One outbox row per channel; ``occasion`` names the notification when it is not
+    the transition itself (a reminder), so that its event ids differ."""
+    occasion = occasion or t.kind
+    payload: dict[str, Any] = {
         "alert_id": alert_id,
         "state": "open" if t.kind == "open" else "resolved",
         "rule": {"id": t.rule_id, "name": t.rule_name, "severity": t.severity},
@@ -61,11 +66,11 @@ async def _outbox(conn: Connection, alert_id: int, t: AlertTransition) -> None:
             """INSERT INTO notification_outbox (event_id, alert_id, channel, recipient,
                                                 payload, secret)
                VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (event_id) DO NOTHING""",
-            event_id(alert_id, t.kind, index),
+            event_id(alert_id, occasion, index),
             alert_id,
             channel["type"],
             _recipient(channel),
-            json.dumps(payload | {"event_id": str(event_id(alert_id, t.kind, index))}),
+            json.dumps(payload | {"event_id": str(event_id(alert_id, occasion, index))}),
             channel.get("secret"),
         )
 
@@ -112,3 +117,46 @@ async def record_alert_transitions(
     opened or resolved, or None when it changed nothing."""
     async with conn.transaction():
         return [await _record(conn, t) for t in transitions]
+
+
+async def remind_open_alerts(
+    conn: Connection, template: AlertTransition, *, every_s: float
+) -> list[int]:
+    """Notify again about the rule's alerts that are still open (not acknowledged: a
+    person is on those) and were last notified ``every_s`` ago or more. ``template``
+    carries the rule (its device and value fields are taken from each alert). Returns
+    the alerts reminded of."""
+    reminded = []
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """SELECT a.id, a.device_key, d.id AS device_id, a.value,
+                      (SELECT count(*) FROM alert_events e
+                       WHERE e.alert_id = a.id AND e.kind = 'reminded') AS reminders
+               FROM alerts a JOIN devices d ON d.key = a.device_key
+               WHERE a.rule_id = $1 AND a.state = 'open'
+                 AND (SELECT max(created_at) FROM notification_outbox o WHERE o.alert_id = a.id)
+                     <= now() - make_interval(secs => $2)
+               FOR UPDATE OF a""",
+            template.rule_id,
+            every_s,
+        )
+        for row in rows:
+            t = AlertTransition(
+                **{
+                    **{f: getattr(template, f) for f in template.__dataclass_fields__},
+                    "device_key": row["device_key"],
+                    "device_id": row["device_id"],
+                    "kind": "open",
+                    "value": row["value"],
+                }
+            )
+            number = row["reminders"] + 1
+            await conn.execute(
+                """INSERT INTO alert_events (alert_id, kind, actor, detail)
+                   VALUES ($1, 'reminded', 'engine', $2::jsonb)""",
+                row["id"],
+                json.dumps({"reminder": number}),
+            )
+            await _outbox(conn, row["id"], t, occasion=f"reminder-{number}")
+            reminded.append(row["id"])
+    return reminded
