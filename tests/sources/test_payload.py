@@ -7,7 +7,7 @@ import json
 import math
 import time
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sensorium.sources import Limits, decode_payload
@@ -37,6 +37,8 @@ def test_valid_messages_come_out_exactly(batch: list[dict[str, object]]) -> None
         assert dict(item.metrics) == message["metrics"]
 
 
+@example(b'"\x80"')  # a JSON string that is not UTF-8 (msgspec raised UnicodeDecodeError)
+@example(b'[{"ts": 1, "metrics": {"t\xff": 1}}]')
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     decoded = decode_payload(raw, now_us=NOW_US, limits=LIMITS)

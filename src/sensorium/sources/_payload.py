@@ -180,6 +180,8 @@ def decode_payload(raw: bytes, *, now_us: int, limits: Limits) -> Decoded:
         return _slow_path(raw, now_us=now_us, limits=limits)
     except msgspec.DecodeError as exc:
         return Decoded([], [Rejection(None, "malformed-json", str(exc))])
+    except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 in a string
+        return Decoded([], [Rejection(None, "malformed-json", f"not UTF-8: {exc.reason}")])
     if isinstance(parsed, _Item):
         result = _check(parsed, 0, now_us, limits)
         if isinstance(result, Rejection):
@@ -215,6 +217,8 @@ def _slow_path(raw: bytes, *, now_us: int, limits: Limits) -> Decoded:
     except msgspec.DecodeError as exc:  # e.g. a number beyond float range
         reason = "non-finite-value" if "out of range" in str(exc) else "malformed-json"
         return Decoded([], [Rejection(None, reason, str(exc))])
+    except UnicodeDecodeError as exc:  # a string that is not UTF-8, like b'"\x80"'
+        return Decoded([], [Rejection(None, "malformed-json", f"not UTF-8: {exc.reason}")])
     if isinstance(generic, dict):
         return Decoded([], [_explain(generic, 0)])
     if not isinstance(generic, list):
