@@ -128,6 +128,7 @@ def test_bad_mqtt_payloads_become_dead_letters_and_others_are_unaffected(
         json.dumps({"ts": now + 3_600_000, "metrics": {"t": 1}}).encode(),
         json.dumps({"metrics": {"t": 1}}).encode(),
         b'{"ts": 1764090000000, "metrics": {"t": 1e999}}',
+        b'"\x80"',  # a JSON string that is not UTF-8 (once escaped the decoder)
         b"x" * 70_000,
     ]
     noisy = MqttClient(
@@ -179,6 +180,7 @@ def test_bad_mqtt_payloads_become_dead_letters_and_others_are_unaffected(
         "timestamp-in-future",
         "missing-field",
         "non-finite-value",
+        "malformed-json",
         "oversize",
     ]
     sizes = db_fetch(
