@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.support import serve_http
 
 SENDGRID_KEY = "SG.test-key"
 TWILIO_SID, TWILIO_TOKEN = "AC" + "0" * 32, "twilio-token"
@@ -82,12 +83,6 @@ def saas() -> Iterator[Standin]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_http(Handler) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
