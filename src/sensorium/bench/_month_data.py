@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from sensorium.storage import connect
+from sensorium.storage import Connection, connect
 
-__all__ = ["load_month_by_copy"]
+__all__ = ["day_values", "ensure_partitions", "load_month_by_copy"]
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
@@ -152,6 +152,15 @@ async def _write_day(raw: asyncpg.Connection, tables: dict[str, bytearray]) -> N
             )
 
 
+async def ensure_partitions(conn: Connection, start_us: int, end_us: int) -> None:
+    """The daily partitions of ``readings`` from ``start_us`` to ``end_us``."""
+    await conn.execute(
+        "SELECT ensure_readings_partitions($1, $2)",
+        dt.date(1970, 1, 1) + dt.timedelta(days=start_us // _DAY_US),
+        dt.date(1970, 1, 1) + dt.timedelta(days=end_us // _DAY_US),
+    )
+
+
 async def load_month_by_copy(
     url: str, keys: list[int], metric_id: int, end_us: int, say: Any, *, days: int = 30
 ) -> int:
@@ -161,11 +170,7 @@ async def load_month_by_copy(
     conn = await connect(url, command_timeout=3600)
     rows = 0
     try:
-        await conn.execute(
-            "SELECT ensure_readings_partitions($1, $2)",
-            dt.date(1970, 1, 1) + dt.timedelta(days=start_us // _DAY_US),
-            dt.date(1970, 1, 1) + dt.timedelta(days=end_us // _DAY_US),
-        )
+        await ensure_partitions(conn, start_us, end_us)
         for day_start_us in range(start_us, end_us, _DAY_US):
             tables = _encode(keys, metric_id, day_start_us, day_start_us // _DAY_US)
             await conn.run(_write_day, tables)

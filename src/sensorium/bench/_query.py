@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from sensorium.bench._ingest import machine_facts
-from sensorium.bench._month_data import day_values, load_month_by_copy
+from sensorium.bench._month_data import day_values, ensure_partitions, load_month_by_copy
 from sensorium.bench._provision import provision_devices
 from sensorium.bench._stack import BenchStack
 from sensorium.storage import (
@@ -66,11 +66,7 @@ async def _load_month(url: str, keys: list[int], metric_id: int, end_us: int, sa
     conn = await connect(url, command_timeout=600)
     rows = 0
     try:
-        await conn.execute(
-            "SELECT ensure_readings_partitions($1, $2)",
-            dt.date(1970, 1, 1) + dt.timedelta(days=start_us // _DAY_US),
-            dt.date(1970, 1, 1) + dt.timedelta(days=end_us // _DAY_US),
-        )
+        await ensure_partitions(conn, start_us, end_us)
         # Minute by minute, every device in each minute: the order the engine writes.
         minutes_per_batch = max(1, 200_000 // len(keys))
         for day_start_us in range(start_us, end_us, _DAY_US):

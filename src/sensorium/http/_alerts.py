@@ -46,7 +46,7 @@ __all__ = ["AlertRuleCreate", "AlertRuleUpdate", "alerts_blueprint"]
 
 _WRITERS: tuple[Role, ...] = ("admin", "operator")
 _METRIC = r"^[a-z][a-z0-9_]{0,62}$"  # the payload rules' metric names
-_RULE_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+_ID = re.compile(r"^[1-9][0-9]{0,17}$")  # a rule's or an alert's
 
 
 class _Strict(BaseModel):
@@ -129,8 +129,8 @@ class AlertQuery(BaseModel):
     limit: int | None = Field(default=None, ge=1, le=500)
 
 
-def _rule_id(text: str) -> int | None:
-    return int(text) if _RULE_ID.match(text) else None
+def _id(text: str) -> int | None:
+    return int(text) if _ID.match(text) else None
 
 
 def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
@@ -178,7 +178,7 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     @document_response(AlertRuleView)
     @guard()
     async def read(rule_id: str, principal: Principal) -> Response:
-        key = _rule_id(rule_id)
+        key = _id(rule_id)
         if key is None:
             return _not_found(rule_id)
         async with pool.acquire() as conn:
@@ -190,7 +190,7 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     @document_request(AlertRuleUpdate)
     @guard(roles=_WRITERS)
     async def update(rule_id: str, principal: Principal) -> Response:
-        key = _rule_id(rule_id)
+        key = _id(rule_id)
         if key is None:
             return _not_found(rule_id)
         body = await read_body(AlertRuleUpdate)
@@ -216,8 +216,8 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         state = args.get("state")
         if state is not None and state not in ("open", "acknowledged", "resolved"):
             return bad_request("state: open, acknowledged or resolved")
-        rule_id = _rule_id(args["rule_id"]) if "rule_id" in args else None
-        before = _rule_id(args["before"]) if "before" in args else None
+        rule_id = _id(args["rule_id"]) if "rule_id" in args else None
+        before = _id(args["before"]) if "before" in args else None
         try:
             limit = int(args.get("limit", "100"))
         except ValueError:
@@ -245,7 +245,7 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     @document_response(AlertView)
     @guard(roles=_WRITERS)
     async def acknowledge(alert_id: str, principal: Principal) -> Response:
-        key = _rule_id(alert_id)
+        key = _id(alert_id)
         if key is None:
             return _no_alert(alert_id)
         async with pool.acquire() as conn:
@@ -266,7 +266,7 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     @document_response(AlertHistory)
     @guard()
     async def history(alert_id: str, principal: Principal) -> Response:
-        key = _rule_id(alert_id)
+        key = _id(alert_id)
         if key is None:
             return _no_alert(alert_id)
         async with pool.acquire() as conn:
@@ -276,7 +276,7 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
     @bp.delete("/alert-rules/<rule_id>")
     @guard(roles=_WRITERS)
     async def delete(rule_id: str, principal: Principal) -> Response:
-        key = _rule_id(rule_id)
+        key = _id(rule_id)
         if key is None:
             return _not_found(rule_id)
         async with pool.acquire() as conn:

@@ -11,6 +11,7 @@ on every retry of a delivery.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -141,14 +142,12 @@ async def remind_open_alerts(
             every_s,
         )
         for row in rows:
-            t = AlertTransition(
-                **{
-                    **{f: getattr(template, f) for f in template.__dataclass_fields__},
-                    "device_key": row["device_key"],
-                    "device_id": row["device_id"],
-                    "kind": "open",
-                    "value": row["value"],
-                }
+            t = dataclasses.replace(
+                template,
+                device_key=row["device_key"],
+                device_id=row["device_id"],
+                kind="open",
+                value=row["value"],
             )
             number = row["reminders"] + 1
             await conn.execute(
