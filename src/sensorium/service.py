@@ -28,12 +28,14 @@ from sensorium.actors import (
     Notifier,
     NotifierOptions,
     PipelineOptions,
+    RecipientRate,
     SendgridSender,
     SmtpOptions,
     SmtpSender,
     TwilioSender,
     WebhookSender,
 )
+from sensorium.alert_metrics import AlertCollector
 from sensorium.config import Settings
 from sensorium.engine import tune_garbage_collector
 from sensorium.errors import AlreadyRunning
@@ -55,6 +57,7 @@ from sensorium.ingest_metrics import IngestCollector
 from sensorium.logs import get_logger
 from sensorium.sources import Limits, MqttSource, MqttSourceOptions, probe_broker
 from sensorium.storage import (
+    AlertPolicy,
     BrokerCredential,
     HousekeepingOptions,
     Pool,
@@ -205,10 +208,11 @@ async def _serve_until_stopped(
         outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
 
 
-async def _deliver_notifications(pool: Pool, settings: Settings) -> None:
+def _notifiers(pool: Pool, settings: Settings, client: httpx.AsyncClient) -> list[Notifier]:
     """The notifier actors: webhooks always; email through SendGrid when its API key is
     set, else over SMTP when a host is set; SMS through Twilio when it is configured. A
-    channel without a notifier keeps its notifications pending until one is."""
+    channel without a notifier keeps its notifications pending until one is. Email and
+    SMS go to people: they have the per-recipient rate (and digests)."""
     smtp, sendgrid, twilio = settings.smtp, settings.sendgrid, settings.twilio
     email: Delivery | None = None
     if sendgrid.api_key is not None:
@@ -235,18 +239,30 @@ async def _deliver_notifications(pool: Pool, settings: Settings) -> None:
             sender=twilio.from_,
             base_url=twilio.base_url,
         )
-    async with (
-        httpx.AsyncClient(timeout=10, follow_redirects=False) as client,
-        trio.open_nursery() as nursery,
-    ):
-        deliveries: dict[str, Delivery | None] = {
-            "webhook": WebhookSender(client),
-            "email": email,
-            "sms": sms,
-        }
-        for channel, deliver in deliveries.items():
-            if deliver is not None:
-                nursery.start_soon(Notifier(pool, channel, deliver, NotifierOptions()).run)
+    alerts = settings.alerts
+    for_people = NotifierOptions(
+        recipient_rate=RecipientRate(
+            max_messages=alerts.recipient_max_messages,
+            window_s=alerts.recipient_window_s,
+            digest_max_items=alerts.digest_max_items,
+        )
+    )
+    deliveries: list[tuple[str, Delivery | None, NotifierOptions]] = [
+        ("webhook", WebhookSender(client), NotifierOptions()),
+        ("email", email, for_people),
+        ("sms", sms, for_people),
+    ]
+    return [
+        Notifier(pool, channel, deliver, options)
+        for channel, deliver, options in deliveries
+        if deliver is not None
+    ]
+
+
+async def _run_notifiers(notifiers: list[Notifier]) -> None:
+    async with trio.open_nursery() as nursery:
+        for notifier in notifiers:
+            nursery.start_soon(notifier.run)
 
 
 async def serve(
@@ -268,6 +284,7 @@ async def serve(
     tokens = AccessTokens(settings.auth)  # a bad auth setting stops us before anything
     lease = await acquire_engine_lease(endpoints.primary_url, timeout=db.connect_timeout_s)
     pools: list[Pool] = []
+    webhook_client = httpx.AsyncClient(timeout=10, follow_redirects=False)
     try:
         make_pool = partial(
             create_pool,
@@ -326,6 +343,10 @@ async def serve(
             writer_queue=engine.writer_queue,
             shutdown_timeout_s=engine.shutdown_timeout_s,
             no_data_sweep_s=engine.no_data_sweep_s,
+            alert_policy=AlertPolicy(
+                flap_opens=settings.alerts.flap_opens,
+                flap_window_s=settings.alerts.flap_window_s,
+            ),
             poison_marker=engine.poison_marker.encode() if engine.poison_marker else None,
             command_timeout_s=db.command_timeout_s,
         )
@@ -356,6 +377,8 @@ async def serve(
             guard = Guard(tokens, requests_per_s=settings.auth.requests_per_user_per_s)
             registry = _registry()
             registry.register(IngestCollector(pipeline, mqtt))
+            notifiers = _notifiers(primary, settings, webhook_client)
+            registry.register(AlertCollector(pipeline, notifiers))
             app = create_app(
                 checks=checks,
                 registry=registry,
@@ -394,7 +417,7 @@ async def serve(
                             rollup_settle_s=engine.rollup_settle_s,
                         ),
                     ),
-                    partial(_deliver_notifications, primary, settings),
+                    partial(_run_notifiers, notifiers),
                     *(
                         [partial(_sync_credentials, primary, credentials_sink)]
                         if credentials_sink is not None
@@ -405,6 +428,7 @@ async def serve(
             )
     finally:
         with trio.CancelScope(shield=True):
+            await webhook_client.aclose()
             for pool in pools:
                 await pool.close()
             await lease.release()

@@ -19,21 +19,28 @@ A rule's condition is one of DESIGN.md's three shapes:
 Durations are measured on the readings' own timestamps, so evaluation is the same
 whenever the readings are processed; a reading older than the newest one already seen
 by a rule describes the past and does not move it.
+
+A rule may also have quiet hours, ``{"start": "22:00", "end": "07:00", "timezone":
+"Europe/Berlin"}``: its email and SMS notifications made inside that daily window are
+held until it ends (webhooks, read by machines, are not held).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import zoneinfo
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "Condition",
     "NoDataCondition",
     "NoDataState",
+    "QuietHours",
     "RateCondition",
     "RateState",
     "RuleState",
@@ -117,6 +124,48 @@ class NoDataCondition(_Strict):
 
 
 Condition = ThresholdCondition | RateCondition | NoDataCondition
+
+
+class QuietHours(_Strict):
+    start: dt.time = Field(description="local time the window opens, like 22:00")
+    end: dt.time = Field(description="local time it closes, like 07:00 (the next day)")
+    timezone: str = Field(
+        default="UTC", pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$", max_length=64,
+        description="an IANA zone name, like Europe/Berlin",
+    )  # fmt: skip
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+    @model_validator(mode="after")
+    def _a_window(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours: start and end must differ")
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("quiet hours: local times, the zone goes in timezone")
+        return self
+
+    def until(self, now: dt.datetime) -> dt.datetime | None:
+        """When the window that ``now`` (aware) falls in ends; None outside it."""
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        at = local.time().replace(tzinfo=None)
+        day = local.date()
+        if self.start < self.end:
+            inside = self.start <= at < self.end
+        else:  # across midnight: 22:00-07:00
+            inside = at >= self.start or at < self.end
+            if at >= self.start:
+                day += dt.timedelta(days=1)
+        if not inside:
+            return None
+        return dt.datetime.combine(day, self.end, tzinfo=zone).astimezone(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

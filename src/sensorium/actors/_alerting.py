@@ -21,13 +21,15 @@ from typing import Any, Literal
 import trio
 from pydantic import TypeAdapter
 
-from sensorium.actors._alert_rules import Condition, NoDataCondition
+from sensorium.actors._alert_rules import Condition, NoDataCondition, QuietHours
 from sensorium.logs import get_logger
 from sensorium.storage import (
+    AlertPolicy,
     AlertTransition,
     Pool,
     record_alert_transitions,
     remind_open_alerts,
+    settle_flapping_alerts,
 )
 
 __all__ = ["AlertRecorder", "LiveRule", "NoDataSweeper", "RuleBook"]
@@ -55,6 +57,7 @@ class LiveRule:
     channels: list[dict[str, Any]]
     scope: dict[str, Any]
     renotify_s: int | None = None
+    quiet_hours: QuietHours | None = None
 
     def transition(
         self,
@@ -65,7 +68,9 @@ class LiveRule:
         at: dt.datetime,
         value: float | None,
     ) -> AlertTransition:
-        """What the alert actor records when this rule opens or resolves for a device."""
+        """What the alert actor records when this rule opens or resolves for a device
+        (email and SMS held until the rule's quiet hours end, if they are on now)."""
+        quiet = self.quiet_hours
         return AlertTransition(
             rule_id=self.id,
             rule_name=self.name,
@@ -77,6 +82,7 @@ class LiveRule:
             kind=kind,
             at=at,
             value=value,
+            held_until=quiet.until(dt.datetime.now(dt.UTC)) if quiet is not None else None,
         )
 
 
@@ -99,6 +105,9 @@ class RuleBook:
             if not isinstance(rule.condition, NoDataCondition)
             and self._applies(rule, device_key, device_id)
         ]
+
+    def all_rules(self) -> list[LiveRule]:
+        return [rule for rules in self._by_tenant.values() for rule in rules]
 
     def reminding_rules(self) -> list[LiveRule]:
         """Rules that notify again while their alerts stay open (``renotify_s``)."""
@@ -124,7 +133,8 @@ class RuleBook:
     async def reload(self) -> None:
         rows = await self._pool.fetch(
             """SELECT id, tenant_id, name, metric, condition::text AS condition, severity,
-                      channels::text AS channels, scope::text AS scope, renotify_s
+                      channels::text AS channels, scope::text AS scope, renotify_s,
+                      quiet_hours::text AS quiet_hours
                FROM alert_rules WHERE enabled ORDER BY id"""
         )
         by_tenant: dict[int, list[LiveRule]] = {}
@@ -138,6 +148,11 @@ class RuleBook:
                 channels=json.loads(row["channels"]),
                 scope=json.loads(row["scope"]),
                 renotify_s=row["renotify_s"],
+                quiet_hours=(
+                    QuietHours.model_validate_json(row["quiet_hours"])
+                    if row["quiet_hours"]
+                    else None
+                ),
             )
             by_tenant.setdefault(row["tenant_id"], []).append(rule)
         tags = sorted({r.scope["tag"] for rs in by_tenant.values() for r in rs if "tag" in r.scope})
@@ -170,8 +185,11 @@ class RuleBook:
 class AlertRecorder:
     """The alert actor: records transitions with their notifications."""
 
-    def __init__(self, pool: Pool, *, queue_size: int = 1024) -> None:
+    def __init__(
+        self, pool: Pool, *, policy: AlertPolicy | None = None, queue_size: int = 1024
+    ) -> None:
         self._pool = pool
+        self.policy = policy or AlertPolicy()
         self._send, self._receive = trio.open_memory_channel[AlertTransition](queue_size)
         self.recorded = 0
 
@@ -201,7 +219,7 @@ class AlertRecorder:
         while True:
             try:
                 async with self._pool.acquire() as conn:
-                    done = await record_alert_transitions(conn, batch)
+                    done = await record_alert_transitions(conn, batch, self.policy)
                 self.recorded += sum(1 for alert in done if alert is not None)
                 return
             except trio.Cancelled:
@@ -235,8 +253,9 @@ WHERE {_SCOPE} AND a.rule_id = $2 AND a.state <> 'resolved'
 
 class NoDataSweeper:
     """Opens and resolves no-data alerts from what the database knows (each device's
-    last-seen time and the live alerts), so they survive passivation and restarts; and
-    reminds of alerts left open past their rule's ``renotify_s``."""
+    last-seen time and the live alerts), so they survive passivation and restarts;
+    reminds of alerts left open past their rule's ``renotify_s``; and settles flapping
+    alerts that kept their state for the flapping window."""
 
     def __init__(self, pool: Pool, book: RuleBook, recorder: AlertRecorder) -> None:
         self._pool = pool
@@ -255,11 +274,22 @@ class NoDataSweeper:
         """One pass; returns how many transitions it handed to the alert actor (and
         reminders it queued)."""
         handed = 0
+        now = dt.datetime.now(dt.UTC)
+        policy = self._recorder.policy
+        if policy.flap_opens:
+            templates = {
+                rule.id: rule.transition(
+                    device_key=0, device_id="", kind="open", at=now, value=None
+                )
+                for rule in self._book.all_rules()
+            }
+            async with self._pool.acquire() as conn:
+                handed += len(
+                    await settle_flapping_alerts(conn, templates, window_s=policy.flap_window_s)
+                )
         for rule in self._book.reminding_rules():
             assert rule.renotify_s is not None
-            template = rule.transition(
-                device_key=0, device_id="", kind="open", at=dt.datetime.now(dt.UTC), value=None
-            )
+            template = rule.transition(device_key=0, device_id="", kind="open", at=now, value=None)
             async with self._pool.acquire() as conn:
                 handed += len(
                     await remind_open_alerts(conn, template, every_s=float(rule.renotify_s))

@@ -16,6 +16,7 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import trio
 from python_http_client.exceptions import HTTPError
@@ -40,27 +41,66 @@ class SmtpOptions:
     timeout_s: float = 10.0
 
 
-def email_message(notification: Notification, sender: str) -> EmailMessage:
-    """The email of a notification: who and what in the subject, the facts in the body,
-    the event id in a header and in the Message-ID (mail systems drop repeats of one)."""
-    payload = json.loads(notification.payload)
+_SEVERITIES = ("info", "warning", "critical")
+_STATES = {"open": "ALERT", "resolved": "resolved", "flapping": "FLAPPING"}
+
+
+def _line(item: dict[str, Any]) -> str:
+    rule = item["rule"]
+    value = "no data" if item["value"] is None else item["value"]
+    return (
+        f"{_STATES.get(item['state'], item['state'])} [{rule['severity']}] {rule['name']}: "
+        f"{item['device_id']} {item['metric']}={value} at {item['at']} (alert {item['alert_id']})"
+    )
+
+
+def _subject_and_body(payload: dict[str, Any]) -> tuple[str, str]:
+    if payload.get("digest"):
+        items: list[dict[str, Any]] = payload["items"]
+        states: dict[str, int] = {}
+        for item in items:
+            states[item["state"]] = states.get(item["state"], 0) + 1
+        worst = max((item["rule"]["severity"] for item in items), key=_SEVERITIES.index)
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        subject = f"[{worst}] {payload['count']} alert notifications: {counts}"
+        body = (
+            f"{payload['count']} alert notifications were due for you at once "
+            f"(a digest, within your message rate):\n\n"
+            + "\n".join(_line(item) for item in items)
+            + "\n"
+        )
+        return subject, body
     rule = payload["rule"]
-    opened = payload["state"] == "open"
+    state = payload["state"]
+    value = "no data" if payload["value"] is None else payload["value"]
+    shown = _STATES.get(state, state)
+    subject = f"[{rule['severity']}] {rule['name']}: {shown} on {payload['device_id']}"
+    extra = (
+        "\nIt keeps opening and resolving: further changes are not notified until it has "
+        "kept one state for a while; then you hear how it ended.\n"
+        if state == "flapping"
+        else ""
+    )
+    body = (
+        f"{rule['name']} ({rule['severity']}) is {state}.\n\n"
+        f"Device: {payload['device_id']}\nMetric: {payload['metric']}\n"
+        f"Value: {value}\nAt: {payload['at']}\nAlert: {payload['alert_id']}\n{extra}"
+    )
+    return subject, body
+
+
+def email_message(notification: Notification, sender: str) -> EmailMessage:
+    """The email of a notification (or of a digest of several): who and what in the
+    subject, the facts in the body, the event id in a header and in the Message-ID
+    (mail systems drop repeats of one)."""
+    subject, body = _subject_and_body(json.loads(notification.payload))
     message = EmailMessage()
     message["From"] = sender
     message["To"] = notification.recipient
-    message["Subject"] = (
-        f"[{rule['severity']}] {rule['name']}: "
-        f"{'ALERT' if opened else 'resolved'} on {payload['device_id']}"
-    )
+    message["Subject"] = subject
     message["Message-ID"] = f"<{notification.event_id}@sensorium>"
     message["X-Sensorium-Event-Id"] = str(notification.event_id)
-    value = "no data" if payload["value"] is None else payload["value"]
-    message.set_content(
-        f"{rule['name']} ({rule['severity']}) is {'open' if opened else 'resolved'}.\n\n"
-        f"Device: {payload['device_id']}\nMetric: {payload['metric']}\n"
-        f"Value: {value}\nAt: {payload['at']}\nAlert: {payload['alert_id']}\n"
-    )
+    message.set_content(body)
     return message
 
 

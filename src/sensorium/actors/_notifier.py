@@ -7,6 +7,16 @@ jitter; or failed for good (another 4xx, or the last attempt), visible in the ou
 with its error. A notification is marked only after its delivery ended, so a crash in
 between sends it again, with the same event id (receivers de-duplicate by it).
 
+Email and SMS are sent to people, so they have a per-recipient rate (`RecipientRate`):
+at most ``max_messages`` to one recipient in any ``window_s``; and what is due for one
+recipient at once goes out as one digest. When 1,000 devices cross a threshold
+together, a recipient gets a digest, then (if more keeps coming) at most the rate's
+worth of further digests, each carrying everything that waited. Webhooks are read by
+machines and get every notification as it is.
+
+A delivery under way when the engine stops is finished (up to its timeout) before the
+notifier stops, so a graceful restart sends nothing twice.
+
 Webhooks are JSON POSTs carrying ``X-Sensorium-Event-Id`` and ``X-Sensorium-Signature:
 t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`` (DESIGN.md).
 """
@@ -30,9 +40,12 @@ from sensorium.logs import get_logger
 from sensorium.storage import (
     Notification,
     Pool,
+    bundle_due,
     due_notifications,
     mark_failed,
     mark_sent,
+    postpone_recipient,
+    recent_messages,
     retry_later,
 )
 
@@ -41,6 +54,7 @@ __all__ = [
     "Notifier",
     "NotifierOptions",
     "Outcome",
+    "RecipientRate",
     "WebhookSender",
     "outcome_of_status",
     "sign_webhook",
@@ -60,6 +74,13 @@ Delivery = Callable[[Notification], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True, slots=True)
+class RecipientRate:
+    max_messages: int = 10  # to one recipient in any window
+    window_s: float = 600.0
+    digest_max_items: int = 500  # notifications one digest carries at most
+
+
+@dataclass(frozen=True, slots=True)
 class NotifierOptions:
     # 14 attempts, 1 s doubling to 300 s apart (0.5x-1.5x jitter): about 17 to 50
     # minutes of an outage before a notification is given up.
@@ -70,6 +91,7 @@ class NotifierOptions:
     concurrency: int = 8
     poll_s: float = 0.5
     batch: int = 100
+    recipient_rate: RecipientRate | None = None  # None: every notification as it is
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -143,6 +165,7 @@ class Notifier:
         self.sent = 0
         self.failed = 0
         self.retried = 0
+        self.digests = 0
 
     async def run(self) -> None:
         while True:
@@ -155,10 +178,46 @@ class Notifier:
     async def pass_once(self) -> int:
         """Deliver what is due now; returns how many deliveries ended this pass."""
         due = await due_notifications(self._pool, self.channel, limit=self._options.batch)
+        if self._options.recipient_rate is not None:
+            due = await self._within_rates(due, self._options.recipient_rate)
         async with trio.open_nursery() as nursery:
             for notification in due:
                 nursery.start_soon(self._one, notification)
         return len(due)
+
+    async def _within_rates(
+        self, due: list[Notification], rate: RecipientRate
+    ) -> list[Notification]:
+        """What may go now: per recipient, first what was tried before (each keeps its
+        event id), then one message for everything fresh (a digest of several), as far
+        as the recipient's rate allows; the rest waits for the rate to allow it."""
+        by_recipient: dict[str, list[Notification]] = {}
+        for notification in due:
+            by_recipient.setdefault(notification.recipient, []).append(notification)
+        recent = await recent_messages(
+            self._pool, self.channel, list(by_recipient), window_s=rate.window_s
+        )
+        now = dt.datetime.now(dt.UTC)
+        going: list[Notification] = []
+        for recipient, waiting in by_recipient.items():
+            sent, oldest = recent.get(recipient, (0, now))
+            budget = rate.max_messages - sent
+            again = [n for n in waiting if not n.fresh]
+            going += again[: max(budget, 0)]
+            budget -= len(again)
+            if budget > 0 and any(n.fresh for n in waiting):
+                message = await bundle_due(
+                    self._pool, self.channel, recipient, max_items=rate.digest_max_items
+                )
+                if message is not None:
+                    self.digests += message.is_digest
+                    going.append(message)
+                    budget -= 1
+            if budget <= 0:
+                # Due again when the oldest message of the window leaves it.
+                until = oldest + dt.timedelta(seconds=rate.window_s)
+                await postpone_recipient(self._pool, self.channel, recipient, until=until)
+        return going
 
     def backoff_s(self, attempts: int) -> float:
         """Exponential with full jitter around it: 0.5x to 1.5x, capped."""
@@ -168,10 +227,16 @@ class Notifier:
 
     async def _one(self, notification: Notification) -> None:
         async with self._limiter:
-            with trio.move_on_after(self._options.timeout_s) as scope:
-                outcome = await self._deliver(notification)
-            if scope.cancelled_caught:
-                outcome = Outcome("retry", f"no answer in {self._options.timeout_s} s")
+            # Shielded: a stop waits for this delivery and its mark (bounded by the
+            # timeouts) instead of leaving it sent but unmarked, to be sent again.
+            with trio.CancelScope(shield=True):
+                await self._deliver_and_mark(notification)
+
+    async def _deliver_and_mark(self, notification: Notification) -> None:
+        with trio.move_on_after(self._options.timeout_s) as scope:
+            outcome = await self._deliver(notification)
+        if scope.cancelled_caught:
+            outcome = Outcome("retry", f"no answer in {self._options.timeout_s} s")
         if outcome.kind == "sent":
             self.sent += 1
             await mark_sent(self._pool, notification)

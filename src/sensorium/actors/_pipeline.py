@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
@@ -23,7 +23,13 @@ from sensorium.actors._router import Router
 from sensorium.actors._writer import Writer
 from sensorium.engine import ActorRegistry, RestartPolicy
 from sensorium.logs import get_logger
-from sensorium.storage import DeviceDirectory, MetricCatalog, Pool, load_high_water_marks
+from sensorium.storage import (
+    AlertPolicy,
+    DeviceDirectory,
+    MetricCatalog,
+    Pool,
+    load_high_water_marks,
+)
 
 __all__ = ["IngestPipeline", "PipelineOptions"]
 
@@ -42,6 +48,7 @@ class PipelineOptions:
     poison_marker: bytes | None = None
     command_timeout_s: float = 30.0
     no_data_sweep_s: float = 5.0
+    alert_policy: AlertPolicy = field(default_factory=AlertPolicy)
 
 
 @dataclass(slots=True)
@@ -51,6 +58,7 @@ class IngestPipeline:
     registry: ActorRegistry[int, Envelope, DeviceState]
     directory: DeviceDirectory
     catalog: MetricCatalog
+    alerts: AlertRecorder
 
     @classmethod
     @asynccontextmanager
@@ -61,7 +69,7 @@ class IngestPipeline:
         await directory.load()
         rules = RuleBook(pool)
         await rules.reload()
-        recorder = AlertRecorder(pool)
+        recorder = AlertRecorder(pool, policy=options.alert_policy)
         marks = await load_high_water_marks(pool)
         writer = Writer(
             pool,
@@ -134,7 +142,7 @@ class IngestPipeline:
                 router = Router(registry, writer)  # type: ignore[arg-type]
                 router_box.append(router)
                 try:
-                    yield cls(router, writer, registry, directory, catalog)
+                    yield cls(router, writer, registry, directory, catalog, recorder)
                 finally:
                     log.info("draining device actors")
             # The registry has drained into the writer: let it flush, under a deadline.

@@ -20,13 +20,28 @@ from sensorium.storage import Notification
 __all__ = ["TwilioSender", "sms_text"]
 
 
+_STATES = {"open": "ALERT", "resolved": "resolved", "flapping": "FLAPPING"}
+_MAX_CHARS = 300  # two SMS segments at most
+
+
 def sms_text(notification: Notification) -> str:
-    """One short message: the state, the rule, the device and the value."""
+    """One short message: the state, the rule, the device and the value; for a digest,
+    the counts and as many devices as fit."""
     payload = json.loads(notification.payload)
+    if payload.get("digest"):
+        items = payload["items"]
+        opened = sum(1 for item in items if item["state"] != "resolved")
+        text = (
+            f"{payload['count']} alerts: {opened} open/flapping, {len(items) - opened} resolved. "
+        )
+        devices = ", ".join(sorted({item["device_id"] for item in items}))
+        return (text + devices)[:_MAX_CHARS]
     rule = payload["rule"]
     value = "no data" if payload["value"] is None else payload["value"]
-    state = "ALERT" if payload["state"] == "open" else "resolved"
-    return f"{state} [{rule['severity']}] {rule['name']}: {payload['device_id']} {value}"[:300]
+    state = _STATES.get(payload["state"], payload["state"])
+    return f"{state} [{rule['severity']}] {rule['name']}: {payload['device_id']} {value}"[
+        :_MAX_CHARS
+    ]
 
 
 class TwilioSender:

@@ -1,6 +1,7 @@
 """Settings: environment variables ``SENSORIUM_*`` and an optional TOML file."""
 
 from sensorium.config._settings import (
+    AlertSettings,
     AuthSettings,
     DatabaseSettings,
     EngineSettings,
@@ -16,6 +17,7 @@ from sensorium.config._settings import (
 )
 
 __all__ = [
+    "AlertSettings",
     "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",

@@ -23,6 +23,7 @@ from pydantic_settings import (
 from sensorium.errors import ConfigError
 
 __all__ = [
+    "AlertSettings",
     "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",
@@ -226,6 +227,32 @@ class StackSettings(_Section):
     shared_buffers: str = Field(default="512MB", description="PostgreSQL shared_buffers.")
 
 
+class AlertSettings(_Section):
+    """Alert policies: flapping, and how often one person may be messaged."""
+
+    flap_opens: int = Field(
+        default=5,
+        ge=0,
+        description="Openings of one rule on one device within flap_window_s that make it "
+        "flap (its changes are not notified until it settles); 0: off.",
+    )
+    flap_window_s: float = Field(
+        default=600.0, gt=0, description="The flapping window; also how long it must settle."
+    )
+    recipient_max_messages: int = Field(
+        default=10,
+        ge=1,
+        description="Emails (and, apart, SMS) to one recipient in any recipient_window_s; "
+        "what is due beyond that waits and goes as one digest.",
+    )
+    recipient_window_s: float = Field(
+        default=600.0, gt=0, description="The window of recipient_max_messages."
+    )
+    digest_max_items: int = Field(
+        default=500, ge=2, description="Notifications one digest carries at most."
+    )
+
+
 class SmtpSettings(_Section):
     """SMTP email (used when no SendGrid API key is set)."""
 
@@ -285,6 +312,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sendgrid: SendgridSettings = Field(default_factory=SendgridSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)

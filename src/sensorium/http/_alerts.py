@@ -2,8 +2,8 @@
 `/api/v1/alerts`: list them (filters, paging), acknowledge one, read its history.
 
 A rule (DESIGN.md): ``{"name", "scope": {"device_id"} | {"tag"} | {"tenant": true},
-"metric", "condition", "severity", "channels", "renotify_s", "enabled"}``; the
-condition's three shapes and their meaning are in actors/_alert_rules.py. Webhook
+"metric", "condition", "severity", "channels", "renotify_s", "quiet_hours", "enabled"}``;
+the condition's three shapes, and quiet hours, are explained in actors/_alert_rules.py. Webhook
 secrets are write-only: answers leave them out. Viewers read; admins and operators
 also write. Another tenant's rule is a 404, like one that does not exist.
 """
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
-from sensorium.actors import NoDataCondition, RateCondition, ThresholdCondition
+from sensorium.actors import NoDataCondition, QuietHours, RateCondition, ThresholdCondition
 from sensorium.http._guard import EMAIL, NO_CONTROL, Guard, bad_request, read_body
 from sensorium.http._problem import problem
 from sensorium.http._schemas import (
@@ -97,6 +97,7 @@ class AlertRuleCreate(_Strict):
     severity: Severity = "warning"
     channels: list[Channel] = Field(default_factory=list, max_length=20)
     renotify_s: int | None = Field(default=None, ge=60, le=30 * 86_400)
+    quiet_hours: QuietHours | None = None
     enabled: bool = True
 
 
@@ -108,6 +109,7 @@ class AlertRuleUpdate(_Strict):
     severity: Severity | None = None
     channels: list[Channel] | None = Field(default=None, max_length=20)
     renotify_s: int | None = Field(default=None, ge=60, le=30 * 86_400)
+    quiet_hours: QuietHours | None = None
     enabled: bool | None = None
 
 
@@ -197,8 +199,9 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
         if isinstance(body, Response):
             return body
         changes: dict[str, Any] = body.model_dump(mode="json", exclude_unset=True)
-        if any(value is None for name, value in changes.items() if name != "renotify_s"):
-            return bad_request("only renotify_s may be set to null")
+        nullable = ("renotify_s", "quiet_hours")
+        if any(value is None for name, value in changes.items() if name not in nullable):
+            return bad_request("only renotify_s and quiet_hours may be set to null")
         if (refused := await unknown_device(principal, body.scope)) is not None:
             return refused
         async with pool.acquire() as conn:
@@ -271,7 +274,7 @@ def alerts_blueprint(pool: Pool, guard: Guard) -> Blueprint:
             return _no_alert(alert_id)
         async with pool.acquire() as conn:
             events = await alert_history(conn, tenant_id=principal.tenant_id, alert_id=key)
-        return jsonify(items=events) if events is not None else _no_alert(alert_id)
+        return jsonify(events) if events is not None else _no_alert(alert_id)
 
     @bp.delete("/alert-rules/<rule_id>")
     @guard(roles=_WRITERS)

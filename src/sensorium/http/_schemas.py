@@ -196,6 +196,7 @@ class AlertRuleView(_Answer):
     severity: str
     channels: list[dict[str, Any]] = Field(description="webhook secrets are left out")
     renotify_s: int | None
+    quiet_hours: dict[str, Any] | None = Field(description='{"start", "end", "timezone"}')
     enabled: bool
     created_at: str = Field(description=_TIME)
     updated_at: str = Field(description=_TIME)
@@ -216,6 +217,7 @@ class AlertView(_Answer):
     acknowledged_at: str | None
     acknowledged_by: int | None = Field(description="the user's id")
     resolved_at: str | None
+    flapping: bool = Field(description="opened while flapping: changes not notified")
 
 
 class AlertList(_Answer):
@@ -225,10 +227,23 @@ class AlertList(_Answer):
 
 class _AlertEvent(_Answer):
     at: str = Field(description=_TIME)
-    kind: str = Field(description="opened, acknowledged, resolved")
+    kind: str = Field(description="opened, acknowledged, resolved, reminded, flapping or settled")
     actor: str | None = Field(description="engine, or user:<id>")
     detail: dict[str, Any]
 
 
+class _NotificationView(_Answer):
+    event_id: str
+    channel: str = Field(description="email, sms or webhook")
+    recipient: str
+    status: str = Field(description="pending, sent or failed (a digest's, if in one)")
+    digest_event_id: str | None = Field(description="the digest that carried it, if one did")
+    attempts: int
+    last_error: str | None
+    created_at: str = Field(description=_TIME)
+    sent_at: str | None
+
+
 class AlertHistory(_Answer):
     items: list[_AlertEvent]
+    notifications: list[_NotificationView]

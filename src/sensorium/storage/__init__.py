@@ -18,9 +18,11 @@ from sensorium.storage._alert_rules import (
     update_alert_rule,
 )
 from sensorium.storage._alerts import (
+    AlertPolicy,
     AlertTransition,
     record_alert_transitions,
     remind_open_alerts,
+    settle_flapping_alerts,
 )
 from sensorium.storage._bridge import Connection, Pool, connect, create_pool
 from sensorium.storage._catalog import (
@@ -62,9 +64,12 @@ from sensorium.storage._lease import EngineLease, acquire_engine_lease
 from sensorium.storage._migrate import Migration, apply_migrations, available_migrations
 from sensorium.storage._outbox import (
     Notification,
+    bundle_due,
     due_notifications,
     mark_failed,
     mark_sent,
+    postpone_recipient,
+    recent_messages,
     retry_later,
 )
 from sensorium.storage._probes import (
@@ -86,6 +91,7 @@ from sensorium.storage._sessions import (
 
 __all__ = [
     "ROLES",
+    "AlertPolicy",
     "AlertRuleRecord",
     "AlertTransition",
     "BrokerCredential",
@@ -119,6 +125,7 @@ __all__ = [
     "available_migrations",
     "batch_committed",
     "broker_credentials",
+    "bundle_due",
     "compact_rollups",
     "connect",
     "create_alert_rule",
@@ -148,8 +155,10 @@ __all__ = [
     "mosquitto_password_hash",
     "new_secret",
     "plan_pieces",
+    "postpone_recipient",
     "probe_server",
     "prune_batch_ids",
+    "recent_messages",
     "record_alert_transitions",
     "remind_open_alerts",
     "replication_states",
@@ -158,6 +167,7 @@ __all__ = [
     "rotate_device_token",
     "rotate_refresh_token",
     "series_sql",
+    "settle_flapping_alerts",
     "update_alert_rule",
     "update_device",
     "verify_mosquitto_password",

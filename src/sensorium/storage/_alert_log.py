@@ -12,7 +12,8 @@ __all__ = ["acknowledge_alert", "alert_history", "list_alerts"]
 
 _SELECT = """
 SELECT a.id, a.rule_id, r.name AS rule_name, r.severity, r.metric, d.id AS device_id,
-       a.state, a.opened_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.value
+       a.state, a.opened_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.value,
+       a.flapping
 FROM alerts a JOIN alert_rules r ON r.id = a.rule_id
 LEFT JOIN devices d ON d.key = a.device_key
 """
@@ -33,6 +34,7 @@ def _json(row: Any) -> dict[str, Any]:
         "acknowledged_at": at("acknowledged_at"),
         "acknowledged_by": row["acknowledged_by"],
         "resolved_at": at("resolved_at"),
+        "flapping": row["flapping"],
     }
 
 
@@ -96,8 +98,9 @@ async def acknowledge_alert(
 
 async def alert_history(
     conn: Connection, *, tenant_id: int, alert_id: int
-) -> list[dict[str, Any]] | None:
-    """The alert's events, oldest first; None when the tenant has no such alert."""
+) -> dict[str, list[dict[str, Any]]] | None:
+    """The alert's events, oldest first, and its notifications with what became of
+    them; None when the tenant has no such alert."""
     found = await conn.fetchval(
         """SELECT 1 FROM alerts a JOIN alert_rules r ON r.id = a.rule_id
            WHERE r.tenant_id = $1 AND a.id = $2""",
@@ -111,7 +114,7 @@ async def alert_history(
         "WHERE alert_id = $1 ORDER BY id",  # as recorded
         alert_id,
     )
-    return [
+    events = [
         {
             "at": r["at"].isoformat(),
             "kind": r["kind"],
@@ -120,3 +123,28 @@ async def alert_history(
         }
         for r in rows
     ]
+    # A notification carried in a digest went (or failed) with it.
+    sent = await conn.fetch(
+        """SELECT o.event_id, o.channel, o.recipient, coalesce(g.status, o.status) AS status,
+                  g.event_id AS digest_event_id, coalesce(g.attempts, o.attempts) AS attempts,
+                  coalesce(g.last_error, o.last_error) AS last_error, o.created_at,
+                  coalesce(g.sent_at, o.sent_at) AS sent_at
+           FROM notification_outbox o LEFT JOIN notification_outbox g ON g.id = o.digest_id
+           WHERE o.alert_id = $1 ORDER BY o.id""",
+        alert_id,
+    )
+    notifications = [
+        {
+            "event_id": str(r["event_id"]),
+            "channel": r["channel"],
+            "recipient": r["recipient"],
+            "status": r["status"],
+            "digest_event_id": str(r["digest_event_id"]) if r["digest_event_id"] else None,
+            "attempts": r["attempts"],
+            "last_error": r["last_error"],
+            "created_at": r["created_at"].isoformat(),
+            "sent_at": r["sent_at"].isoformat() if r["sent_at"] else None,
+        }
+        for r in sent
+    ]
+    return {"items": events, "notifications": notifications}

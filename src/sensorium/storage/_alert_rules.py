@@ -24,7 +24,7 @@ __all__ = [
 
 _COLUMNS = (
     "id, tenant_id, name, scope, metric, condition, severity, channels, renotify_s, "
-    "enabled, created_at, updated_at"
+    "quiet_hours, enabled, created_at, updated_at"
 )
 # What PATCH may change, and how each value is stored.
 _UPDATABLE = {
@@ -35,6 +35,7 @@ _UPDATABLE = {
     "severity": "text",
     "channels": "jsonb",
     "renotify_s": "integer",
+    "quiet_hours": "jsonb",
     "enabled": "boolean",
 }
 
@@ -50,6 +51,7 @@ class AlertRuleRecord:
     severity: str
     channels: list[dict[str, Any]]
     renotify_s: int | None
+    quiet_hours: dict[str, Any] | None
     enabled: bool
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -67,6 +69,7 @@ class AlertRuleRecord:
                 {k: v for k, v in channel.items() if k != "secret"} for channel in self.channels
             ],
             "renotify_s": self.renotify_s,
+            "quiet_hours": self.quiet_hours,
             "enabled": self.enabled,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -84,6 +87,7 @@ def _record(row: Any) -> AlertRuleRecord:
         severity=row["severity"],
         channels=json.loads(row["channels"]),
         renotify_s=row["renotify_s"],
+        quiet_hours=json.loads(row["quiet_hours"]) if row["quiet_hours"] else None,
         enabled=row["enabled"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
@@ -95,8 +99,8 @@ async def create_alert_rule(
 ) -> AlertRuleRecord:
     row = await conn.fetchrow(
         f"""INSERT INTO alert_rules (tenant_id, name, scope, metric, condition, severity,
-                                     channels, renotify_s, enabled)
-            VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7::jsonb, $8, $9)
+                                     channels, renotify_s, enabled, quiet_hours)
+            VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7::jsonb, $8, $9, $10::jsonb)
             RETURNING {_COLUMNS}""",
         tenant_id,
         rule["name"],
@@ -107,6 +111,7 @@ async def create_alert_rule(
         json.dumps(rule["channels"]),
         rule.get("renotify_s"),
         rule.get("enabled", True),
+        json.dumps(rule["quiet_hours"]) if rule.get("quiet_hours") else None,
     )
     assert row is not None
     return _record(row)
@@ -136,7 +141,8 @@ async def update_alert_rule(
     args: list[Any] = [tenant_id, rule_id]
     for name, value in changes.items():
         kind = _UPDATABLE[name]  # KeyError: a field the API does not let change
-        args.append(json.dumps(value) if kind == "jsonb" else value)
+        # A JSON null (no quiet hours) is stored as SQL NULL.
+        args.append(json.dumps(value) if kind == "jsonb" and value is not None else value)
         sets.append(f"{name} = ${len(args)}::{kind}")
     row = await conn.fetchrow(
         f"""UPDATE alert_rules SET {", ".join(sets)} WHERE tenant_id = $1 AND id = $2
