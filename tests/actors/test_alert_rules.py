@@ -3,14 +3,20 @@ durations, rate of change, no data, and the conditions' validation."""
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+
 import pytest
-from hypothesis import given
+import trio
+import trio.testing
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sensorium.actors._alert_rules import (
     NoDataCondition,
     NoDataState,
+    QuietHours,
     RateCondition,
     RateState,
     ThresholdCondition,
@@ -148,3 +154,93 @@ def test_other_conditions_are_validated() -> None:
         RateCondition.model_validate({"rate_per_s": 1, "window_s": 0})
     with pytest.raises(ValidationError):
         NoDataCondition.model_validate({"no_data_s": -5})
+
+
+def test_on_a_mock_clock_durations_hysteresis_and_no_data_follow_simulated_time() -> None:
+    """A device task sends a reading every 10 s of trio's MockClock (hours pass in no
+    real time), stamped with the clock; a sweep task checks for no data every 5 s.
+    The breach must hold 30 s to open, the clear 20 s (below 4) to resolve; the device
+    goes quiet for 100 s and the no-data rule (60 s) opens at the first sweep after."""
+    threshold = ThresholdState(
+        ThresholdCondition(op=">", threshold=8, clear=4, for_s=30, clear_for_s=20)
+    )
+    quiet = NoDataState(NoDataCondition(no_data_s=60))
+    # (from, to, value): what the device reads during [from, to) seconds.
+    script = [(0, 50, 5.0), (50, 70, 9.0), (70, 80, 5.0), (80, 150, 9.0), (150, 160, 6.0),
+              (160, 200, 3.0)]  # fmt: skip
+    log: list[str] = []
+
+    def now_us() -> int:
+        return int(trio.current_time() * S)
+
+    async def device() -> None:
+        for _start, end, value in script:
+            while trio.current_time() < end:
+                for state, name in ((threshold, "threshold"), (quiet, "no-data")):
+                    t = state.observe(now_us(), value)
+                    if t is not None:
+                        log.append(f"{name} {t.kind}@{t.at_us // S}")
+                await trio.sleep(10)
+        await trio.sleep(100)  # quiet
+        t = quiet.observe(now_us(), 3.0)
+        assert t is not None
+        log.append(f"no-data {t.kind}@{t.at_us // S}")
+
+    async def sweep() -> None:
+        while True:
+            await trio.sleep(5)
+            t = quiet.check(now_us())
+            if t is not None:
+                log.append(f"no-data {t.kind}@{t.at_us // S}")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sweep)
+            await device()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # 9.0 from 50 to 70 is 20 s: not enough. From 80 it holds: open at 110 (80 + 30).
+    # 6.0 at 150 is under the threshold but above clear: still open. Below clear from
+    # 160: resolved at 180 (160 + 20). Last reading at 190; quiet from 200; the sweep
+    # at 250 is the first 60 s after it; the reading at 300 resolves.
+    assert log == [
+        "threshold open@110",
+        "threshold resolved@180",
+        "no-data open@250",
+        "no-data resolved@300",
+    ]
+
+
+@given(
+    start=st.times(), end=st.times(),
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata",
+                          "Australia/Lord_Howe"]),
+    now=st.datetimes(min_value=dt.datetime(2000, 1, 2), max_value=dt.datetime(2099, 12, 30),
+                     timezones=st.just(dt.UTC)),
+)  # fmt: skip
+def test_quiet_hours_hold_exactly_inside_the_window_until_its_end(
+    start: dt.time, end: dt.time, zone: str, now: dt.datetime
+) -> None:
+    start, end = start.replace(microsecond=0), end.replace(microsecond=0)
+    assume(start != end)
+    quiet = QuietHours(start=start, end=end, timezone=zone)
+    local = now.astimezone(zoneinfo.ZoneInfo(zone)).time().replace(tzinfo=None)
+    inside = start <= local < end if start < end else (local >= start or local < end)
+    until = quiet.until(now)
+    assert (until is not None) == inside
+    if until is not None:
+        assert now < until <= now + dt.timedelta(hours=26)  # a day, and a DST shift
+        # It ends at the end time, local (a time that a DST jump skips moves with it).
+        ends = until.astimezone(zoneinfo.ZoneInfo(zone)).time().replace(tzinfo=None)
+        skipped = dt.datetime.combine(until.date(), end) - dt.datetime.combine(until.date(), ends)
+        assert ends == end or abs(skipped) <= dt.timedelta(hours=1)
+
+
+def test_quiet_hours_are_validated() -> None:
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        QuietHours(start=dt.time(22), end=dt.time(7), timezone="Mars/Olympus_Mons")
+    with pytest.raises(ValidationError, match="must differ"):
+        QuietHours(start=dt.time(7), end=dt.time(7))
+    with pytest.raises(ValidationError):
+        QuietHours(start=dt.time(22), end=dt.time(7), timezone="../../etc/passwd")

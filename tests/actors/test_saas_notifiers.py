@@ -11,8 +11,8 @@ import uuid
 
 import trio
 
-from sensorium.actors import Notifier, NotifierOptions
-from sensorium.actors._email import SendgridSender
+from sensorium.actors import Notifier, NotifierOptions, RecipientRate
+from sensorium.actors._email import SendgridSender, email_message
 from sensorium.actors._notifier import Outcome
 from sensorium.actors._sms import TwilioSender
 from sensorium.storage import (
@@ -150,3 +150,102 @@ def test_a_30_second_twilio_outage_delays_every_sms_and_loses_or_doubles_none(
     delivered = sorted((m["To"], m["Body"]) for m in saas.accepted)
     assert len(delivered) == len(set(delivered)) == 10  # each once
     assert saas.calls > 10  # and the outage was really met
+
+
+def test_a_storm_gives_each_recipient_digests_within_its_rate(
+    stack: StackHandle, saas: Standin
+) -> None:
+    """80 alerts open for two people in three waves; the rate is 2 messages per minute
+    per recipient: each gets one digest per wave until the rate is spent, and what
+    comes after waits (postponed to when the first message leaves the window)."""
+    url = fresh_database(stack, "sms_storm")
+    sms = [{"type": "sms", "to": "+15550100"}, {"type": "sms", "to": "+15550111"}]
+    rate = RecipientRate(max_messages=2, window_s=60)
+
+    async def go() -> list[int]:
+        conn = await connect(url)
+        pool = await create_pool(url, min_size=1, max_size=4)
+        try:
+            tenant = await ensure_tenant(conn, "storm")
+            rule = await create_alert_rule(
+                conn, tenant_id=tenant,
+                rule={"name": "storm", "scope": {"tenant": True}, "metric": "power",
+                      "condition": {"op": ">", "threshold": 1}, "severity": "critical",
+                      "channels": sms},
+            )  # fmt: skip
+            notifier = Notifier(pool, "sms", _twilio(saas), NotifierOptions(recipient_rate=rate))
+            delivered = []
+            for wave in (range(1, 41), range(41, 71), range(71, 81)):
+                await record_alert_transitions(
+                    conn,
+                    [
+                        AlertTransition(
+                            rule_id=rule.id,
+                            rule_name="storm",
+                            severity="critical",
+                            metric="power",
+                            channels=sms,
+                            device_key=key,
+                            device_id=f"dev-{key}",
+                            kind="open",
+                            at=dt.datetime.now(dt.UTC),
+                            value=float(key),
+                        )
+                        for key in wave
+                    ],
+                )
+                delivered.append(await notifier.pass_once())
+            return delivered
+        finally:
+            await pool.close()
+            await conn.close()
+
+    # Wave 1 and 2: one digest per recipient each; wave 3: the rate is spent.
+    assert run_trio(go) == [2, 2, 0]
+    bodies = sorted((m["To"], m["Body"]) for m in saas.accepted)
+    assert [to for to, _ in bodies] == ["+15550100"] * 2 + ["+15550111"] * 2
+    assert bodies[0][1].startswith("30 alerts: 30 open/flapping, 0 resolved. dev-41, dev-42")
+    assert bodies[1][1].startswith("40 alerts: 40 open/flapping, 0 resolved. dev-1, dev-10")
+    assert all(len(body) <= 300 for _, body in bodies)
+    rows = db_fetch(
+        url,
+        """SELECT is_digest, status, count(*) AS n,
+                  bool_and(next_attempt_at > now() + interval '50 seconds') AS waiting
+           FROM notification_outbox GROUP BY 1, 2 ORDER BY 1, 2""",
+    )
+    assert [(r["is_digest"], r["status"], r["n"]) for r in rows] == [
+        (False, "digested", 140),  # waves 1 and 2, both recipients
+        (False, "pending", 20),  # wave 3
+        (True, "sent", 4),
+    ]
+    assert rows[1]["waiting"]  # until the first digest leaves the minute
+    # Every alert of waves 1 and 2 went out in exactly one digest per recipient.
+    carried = db_fetch(
+        url,
+        """SELECT count(*) AS n, count(DISTINCT (o.alert_id, o.recipient)) AS distinct_n
+           FROM notification_outbox o JOIN notification_outbox g ON g.id = o.digest_id
+           WHERE g.status = 'sent'""",
+    )[0]
+    assert carried["n"] == carried["distinct_n"] == 140
+
+
+def test_a_digest_email_lists_every_notification_it_carries() -> None:
+    items = [
+        {"alert_id": n, "state": state, "event_id": f"e{n}", "device_id": f"dev-{n}",
+         "rule": {"id": 2, "name": "freezer", "severity": severity},
+         "metric": "temperature", "value": -2.5 + n, "at": "2026-11-26T01:00:00+00:00"}
+        for n, state, severity in [(1, "open", "warning"), (2, "resolved", "critical"),
+                                   (3, "flapping", "info")]
+    ]  # fmt: skip
+    digest = Notification(
+        id=5, event_id=uuid.uuid4(), channel="email", recipient="ops@example.com",
+        payload=json.dumps({"digest": True, "event_id": "d", "count": 3, "items": items}),
+        secret=None, attempts=0, is_digest=True,
+    )  # fmt: skip
+    message = email_message(digest, "alerts@sensorium.test")
+    assert message["Subject"] == "[critical] 3 alert notifications: 1 flapping, 1 open, 1 resolved"
+    body = message.get_content()
+    assert "ALERT [warning] freezer: dev-1 temperature=-1.5" in body
+    assert "resolved [critical] freezer: dev-2 temperature=-0.5" in body
+    assert "FLAPPING [info] freezer: dev-3" in body
+    assert message["X-Sensorium-Event-Id"] == str(digest.event_id)

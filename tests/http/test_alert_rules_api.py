@@ -47,6 +47,7 @@ def _rule(device_id: str, **changes: Any) -> dict[str, Any]:
             {"type": "webhook", "url": "https://hooks.example.com/x", "secret": "s" * 24},
         ],
         "renotify_s": 3600,
+        "quiet_hours": {"start": "22:00", "end": "06:30", "timezone": "Europe/Berlin"},
     }
     rule.update(changes)
     return rule
@@ -65,6 +66,8 @@ def test_a_rule_is_created_listed_read_changed_and_deleted(stack: StackHandle) -
     }  # fmt: skip
     assert rule["enabled"] and rule["severity"] == "critical"
     assert rule["channels"][2] == {"type": "webhook", "url": "https://hooks.example.com/x"}
+    assert rule["quiet_hours"] == {"start": "22:00:00", "end": "06:30:00",
+                                   "timezone": "Europe/Berlin"}  # fmt: skip
     path = f"/alert-rules/{rule['id']}"
     assert rule["id"] in [
         r["id"] for r in _api(stack, "GET", "/alert-rules", admin).json()["items"]
@@ -72,12 +75,13 @@ def test_a_rule_is_created_listed_read_changed_and_deleted(stack: StackHandle) -
     assert _api(stack, "GET", path, admin).json() == rule
     changed = _api(
         stack, "PATCH", path, admin,
-        json={"enabled": False, "condition": {"no_data_s": 600}, "renotify_s": None},
+        json={"enabled": False, "condition": {"no_data_s": 600}, "renotify_s": None,
+              "quiet_hours": None},
     )  # fmt: skip
     assert changed.status_code == 200, changed.text
     body = changed.json()
-    assert (body["enabled"], body["condition"], body["renotify_s"]) == (
-        False, {"no_data_s": 600.0}, None,
+    assert (body["enabled"], body["condition"], body["renotify_s"], body["quiet_hours"]) == (
+        False, {"no_data_s": 600.0}, None, None,
     )  # fmt: skip
     assert body["name"] == rule["name"] and body["updated_at"] > rule["updated_at"]
     assert _api(stack, "DELETE", path, admin).status_code == 204
@@ -100,6 +104,12 @@ def test_bad_rules_are_400_naming_the_field(stack: StackHandle) -> None:
         ({"channels": [{"type": "webhook", "url": "ftp://x", "secret": "s" * 20}]}, "channels"),
         ({"channels": [{"type": "webhook", "url": "https://x", "secret": "short"}]}, "channels"),
         ({"renotify_s": 5}, "renotify_s"),
+        (
+            {"quiet_hours": {"start": "22:00", "end": "07:00", "timezone": "Mars/Base"}},
+            "quiet_hours.timezone",
+        ),
+        ({"quiet_hours": {"start": "07:00", "end": "07:00"}}, "quiet_hours"),
+        ({"quiet_hours": {"start": "25:00", "end": "07:00"}}, "quiet_hours.start"),
         ({"colour": "red"}, "colour"),
     ):
         answer = _api(stack, "POST", "/alert-rules", admin, json=_rule(device["id"], **changes))

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from sensorium.storage import (
+    AlertPolicy,
     AlertTransition,
     connect,
     create_alert_rule,
@@ -16,6 +17,7 @@ from sensorium.storage import (
     ensure_tenant,
     record_alert_transitions,
     remind_open_alerts,
+    settle_flapping_alerts,
 )
 from tests.support import StackHandle, db_fetch, fresh_database, run_trio
 
@@ -57,6 +59,22 @@ def _transition(rule_id: int, kind: str, minute: int, value: float | None) -> Al
         channels=CHANNELS, device_key=42, device_id="dev-42", kind=kind,  # type: ignore[arg-type]
         at=dt.datetime(2026, 11, 26, 1, minute, tzinfo=dt.UTC), value=value,
     )  # fmt: skip
+
+
+def _device(url: str, name: str) -> tuple[int, str]:
+    """A device of the tenant: its key and id."""
+
+    async def go() -> tuple[int, str]:
+        conn = await connect(url)
+        try:
+            made = await create_device(conn, name=name, tenant="alerts")
+            key: int = await conn.fetchval("SELECT key FROM devices WHERE id = $1", made.id)
+            return key, made.id
+        finally:
+            await conn.close()
+
+    made: tuple[int, str] = run_trio(go)
+    return made
 
 
 def _record(url: str, transitions: list[AlertTransition]) -> list[int | None]:
@@ -119,17 +137,7 @@ def test_open_alerts_are_reminded_of_and_acknowledged_ones_are_not(
     database: tuple[str, int],
 ) -> None:
     url, rule = database
-
-    async def device() -> tuple[int, str]:
-        conn = await connect(url)
-        try:
-            made = await create_device(conn, name="r1", tenant="alerts")
-            key: int = await conn.fetchval("SELECT key FROM devices WHERE id = $1", made.id)
-            return key, made.id
-        finally:
-            await conn.close()
-
-    key, device_id = run_trio(device)
+    key, device_id = _device(url, "r1")
     opened = AlertTransition(
         rule_id=rule, rule_name="too warm", severity="critical", metric="temperature",
         channels=CHANNELS, device_key=key, device_id=device_id, kind="open",
@@ -157,3 +165,95 @@ def test_open_alerts_are_reminded_of_and_acknowledged_ones_are_not(
     assert [k["kind"] for k in kinds] == ["opened", "reminded", "reminded"]
     db_fetch(url, "UPDATE alerts SET state = 'acknowledged' WHERE id = $1", alert)
     assert run_trio(go, 0.0) == []  # someone is on it
+
+
+def _flap(rule_id: int, key: int, kind: str, second: int) -> AlertTransition:
+    return AlertTransition(
+        rule_id=rule_id, rule_name="too warm", severity="critical", metric="temperature",
+        channels=CHANNELS[:1], device_key=key, device_id=f"dev-{key}", kind=kind,  # type: ignore[arg-type]
+        at=dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=second),
+        value=float(second),
+    )  # fmt: skip
+
+
+def test_a_flapping_alert_is_announced_once_then_silent_until_it_settles(
+    database: tuple[str, int],
+) -> None:
+    url, rule = database
+    key, _ = _device(url, "flappy")
+    policy = AlertPolicy(flap_opens=3, flap_window_s=300)
+    bounces = [
+        _flap(rule, key, "open" if i % 2 == 0 else "resolved", 10 * i) for i in range(10)
+    ]  # opens at 0, 20, 40, 60, 80 s; resolutions between
+
+    async def record(transitions: list[AlertTransition]) -> list[int | None]:
+        conn = await connect(url)
+        try:
+            return await record_alert_transitions(conn, transitions, policy)
+        finally:
+            await conn.close()
+
+    alerts = run_trio(record, bounces)
+    assert all(alert is not None for alert in alerts)
+    states = db_fetch(
+        url,
+        """SELECT o.payload->>'state' AS state FROM notification_outbox o
+           JOIN alerts a ON a.id = o.alert_id WHERE a.device_key = $1 ORDER BY o.id""",
+        key,
+    )
+    # Two openings and their resolutions as usual; the third opening within 300 s is
+    # the flapping notice; the bounces after it (opens 4 and 5) say nothing.
+    assert [s["state"] for s in states] == ["open", "resolved", "open", "resolved", "flapping"]
+    flagged = db_fetch(url, "SELECT id FROM alerts WHERE device_key = $1 AND flapping", key)
+    assert [f["id"] for f in flagged] == [alerts[8]]  # only the newest carries the mark
+    kinds = db_fetch(
+        url,
+        """SELECT e.kind FROM alert_events e JOIN alerts a ON a.id = e.alert_id
+           WHERE a.device_key = $1 ORDER BY e.id""",
+        key,
+    )
+    assert [k["kind"] for k in kinds].count("opened") == 5  # the audit trail has them all
+
+    async def settle(window_s: float) -> list[int]:
+        conn = await connect(url)
+        try:
+            return await settle_flapping_alerts(conn, {rule: bounces[0]}, window_s=window_s)
+        finally:
+            await conn.close()
+
+    # The last bounce left it resolved (at 02:01:30, long ago by the wall clock):
+    # settling tells the recipient how it ended, once.
+    assert run_trio(settle, 1e9) == []  # not settled for that long yet
+    assert run_trio(settle, 60.0) == [alerts[9]]
+    assert run_trio(settle, 60.0) == []
+    last = db_fetch(
+        url,
+        """SELECT o.payload->>'state' AS state, o.event_id FROM notification_outbox o
+           JOIN alerts a ON a.id = o.alert_id WHERE a.device_key = $1 ORDER BY o.id DESC
+           LIMIT 1""",
+        key,
+    )[0]
+    assert last["state"] == "resolved"
+
+
+def test_quiet_hours_hold_email_and_sms_but_not_webhooks(database: tuple[str, int]) -> None:
+    url, rule = database
+    until = dt.datetime(2030, 1, 1, 6, 0, tzinfo=dt.UTC)
+    held = AlertTransition(
+        rule_id=rule, rule_name="too warm", severity="critical", metric="temperature",
+        channels=CHANNELS, device_key=7002, device_id="dev-7002", kind="open",
+        at=dt.datetime.now(dt.UTC), value=9.0, held_until=until,
+    )  # fmt: skip
+    alert = _record(url, [held])[0]
+    rows = db_fetch(
+        url,
+        "SELECT channel, next_attempt_at FROM notification_outbox WHERE alert_id = $1 "
+        "ORDER BY channel",
+        alert,
+    )
+    assert [(r["channel"], r["next_attempt_at"] == until) for r in rows] == [
+        ("email", True),
+        ("sms", True),
+        ("webhook", False),
+    ]
+    assert rows[2]["next_attempt_at"] <= dt.datetime.now(dt.UTC)
