@@ -7,6 +7,7 @@ import pytest
 
 from sensorium.stack import raise_open_file_limit
 from tests.saas_standins import saas  # noqa: F401 (a fixture for every test)
+from tests.smtp_standin import smtp_server  # noqa: F401 (a fixture for every test)
 from tests.support import StackHandle
 from tests.webhook_receiver import receiver  # noqa: F401 (a fixture for every test)
 

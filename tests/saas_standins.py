@@ -5,6 +5,7 @@ statuses queued for them first, keeping what they accepted."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import urllib.parse
@@ -30,8 +31,8 @@ class Standin:
     failing_until: float = 0.0  # time.monotonic(): an outage, every call a 500 until then
 
 
-@pytest.fixture
-def saas() -> Iterator[Standin]:
+@contextlib.contextmanager
+def running_saas() -> Iterator[Standin]:
     state = Standin()
 
     class Handler(BaseHTTPRequestHandler):
@@ -59,7 +60,7 @@ def saas() -> Iterator[Standin]:
                     self._answer(401, {"errors": [{"message": "bad key"}]}, {})
                     return
                 body = json.loads(raw)
-                state.accepted.append({"kind": "email", **body})
+                state.accepted.append({"kind": "email", "received_at": time.time(), **body})
                 self._answer(202, {}, {})
             elif self.path == f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json":
                 expected = base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
@@ -70,7 +71,7 @@ def saas() -> Iterator[Standin]:
                 if not form.get("To", "").startswith("+"):
                     self._answer(400, {"code": 21211, "message": "Invalid 'To'"}, {})
                     return
-                state.accepted.append({"kind": "sms", **form})
+                state.accepted.append({"kind": "sms", "received_at": time.time(), **form})
                 self._answer(
                     201,
                     {"sid": "SM" + "1" * 32, "status": "queued", "to": form["To"],
@@ -85,4 +86,10 @@ def saas() -> Iterator[Standin]:
 
     with serve_http(Handler) as url:
         state.url = url
+        yield state
+
+
+@pytest.fixture
+def saas() -> Iterator[Standin]:
+    with running_saas() as state:
         yield state
