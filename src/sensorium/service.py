@@ -37,7 +37,7 @@ from sensorium.actors import (
 )
 from sensorium.alert_metrics import AlertCollector
 from sensorium.config import Settings
-from sensorium.engine import tune_garbage_collector
+from sensorium.engine import Doorbell, tune_garbage_collector
 from sensorium.errors import AlreadyRunning
 from sensorium.http import (
     AccessTokens,
@@ -208,7 +208,9 @@ async def _serve_until_stopped(
         outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
 
 
-def _notifiers(pool: Pool, settings: Settings, client: httpx.AsyncClient) -> list[Notifier]:
+def _notifiers(
+    pool: Pool, settings: Settings, client: httpx.AsyncClient, bell: Doorbell
+) -> list[Notifier]:
     """The notifier actors: webhooks always; email through SendGrid when its API key is
     set, else over SMTP when a host is set; SMS through Twilio when it is configured. A
     channel without a notifier keeps its notifications pending until one is. Email and
@@ -253,7 +255,7 @@ def _notifiers(pool: Pool, settings: Settings, client: httpx.AsyncClient) -> lis
         ("sms", sms, for_people),
     ]
     return [
-        Notifier(pool, channel, deliver, options)
+        Notifier(pool, channel, deliver, options, bell=bell)
         for channel, deliver, options in deliveries
         if deliver is not None
     ]
@@ -377,7 +379,7 @@ async def serve(
             guard = Guard(tokens, requests_per_s=settings.auth.requests_per_user_per_s)
             registry = _registry()
             registry.register(IngestCollector(pipeline, mqtt))
-            notifiers = _notifiers(primary, settings, webhook_client)
+            notifiers = _notifiers(primary, settings, webhook_client, pipeline.alerts.bell)
             registry.register(AlertCollector(pipeline, notifiers))
             app = create_app(
                 checks=checks,

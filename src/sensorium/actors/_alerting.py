@@ -4,7 +4,8 @@ alert actor that records what the device actors' rules decide.
 The rule book holds every enabled rule, by tenant, and reloads them within a second of
 any change (rules, or the devices' tags, which tag-scoped rules follow). A device actor
 asks it, per message, for the rules of its device: a tenant without rules costs one
-dict lookup.
+dict lookup, and the answer is the same list object until the next reload (a device
+actor keys its evaluation plan on it).
 
 The alert actor takes transitions from a bounded channel (a device actor waits while
 it is full) and records them, with their outbox rows, in one transaction per batch;
@@ -22,6 +23,7 @@ import trio
 from pydantic import TypeAdapter
 
 from sensorium.actors._alert_rules import Condition, NoDataCondition, QuietHours
+from sensorium.engine import Doorbell
 from sensorium.logs import get_logger
 from sensorium.storage import (
     AlertPolicy,
@@ -36,6 +38,7 @@ __all__ = ["AlertRecorder", "LiveRule", "NoDataSweeper", "RuleBook"]
 
 log = get_logger(__name__)
 _CONDITION: TypeAdapter[Condition] = TypeAdapter(Condition)
+_NO_RULES: list[LiveRule] = []
 
 # Cheap: the rules table is small. The devices' part is asked only while some rule
 # follows a tag (a million devices make it a scan).
@@ -92,19 +95,27 @@ class RuleBook:
         self._by_tenant: dict[int, list[LiveRule]] = {}
         self._tagged: dict[str, frozenset[int]] = {}  # tag -> device keys carrying it
         self._signature: str | None = None
+        # tenant -> its rules evaluated on readings, and whether they all apply to
+        # every device of the tenant (then every device gets that very list)
+        self._streaming: dict[int, tuple[list[LiveRule], bool]] = {}
+        self._per_device: dict[int, list[LiveRule]] = {}  # device key -> its rules
 
     def rules_for(self, tenant_id: int, device_key: int, device_id: str) -> list[LiveRule]:
         """The rules a device actor evaluates on the device's readings (no-data rules
-        are the sweeper's)."""
-        rules = self._by_tenant.get(tenant_id)
-        if not rules:
-            return []
-        return [
-            rule
-            for rule in rules
-            if not isinstance(rule.condition, NoDataCondition)
-            and self._applies(rule, device_key, device_id)
-        ]
+        are the sweeper's). The same list object until the next reload: do not change
+        it."""
+        streaming = self._streaming.get(tenant_id)
+        if streaming is None:
+            return _NO_RULES
+        rules, everywhere = streaming
+        if everywhere:
+            return rules
+        mine = self._per_device.get(device_key)
+        if mine is None:
+            mine = self._per_device[device_key] = [
+                rule for rule in rules if self._applies(rule, device_key, device_id)
+            ]
+        return mine
 
     def all_rules(self) -> list[LiveRule]:
         return [rule for rules in self._by_tenant.values() for rule in rules]
@@ -166,6 +177,13 @@ class RuleBook:
                         tagged[tag].add(row["key"])
         self._by_tenant = by_tenant
         self._tagged = {tag: frozenset(keys) for tag, keys in tagged.items()}
+        self._streaming = {}
+        for tenant, rules in by_tenant.items():
+            streaming = [r for r in rules if not isinstance(r.condition, NoDataCondition)]
+            if streaming:
+                everywhere = all("tenant" in r.scope for r in streaming)
+                self._streaming[tenant] = (streaming, everywhere)
+        self._per_device = {}
 
     async def keep_fresh(self, *, interval_s: float = 1.0) -> None:
         """Reload whenever the rules or the devices changed; runs until cancelled."""
@@ -190,6 +208,7 @@ class AlertRecorder:
     ) -> None:
         self._pool = pool
         self.policy = policy or AlertPolicy()
+        self.bell = Doorbell()  # rung when notifications were queued
         self._send, self._receive = trio.open_memory_channel[AlertTransition](queue_size)
         self.recorded = 0
 
@@ -220,7 +239,10 @@ class AlertRecorder:
             try:
                 async with self._pool.acquire() as conn:
                     done = await record_alert_transitions(conn, batch, self.policy)
-                self.recorded += sum(1 for alert in done if alert is not None)
+                recorded = sum(1 for alert in done if alert is not None)
+                self.recorded += recorded
+                if recorded:
+                    self.bell.ring()
                 return
             except trio.Cancelled:
                 raise
@@ -284,16 +306,20 @@ class NoDataSweeper:
                 for rule in self._book.all_rules()
             }
             async with self._pool.acquire() as conn:
-                handed += len(
-                    await settle_flapping_alerts(conn, templates, window_s=policy.flap_window_s)
+                settled = await settle_flapping_alerts(
+                    conn, templates, window_s=policy.flap_window_s
                 )
+            if settled:
+                self._recorder.bell.ring()
+            handed += len(settled)
         for rule in self._book.reminding_rules():
             assert rule.renotify_s is not None
             template = rule.transition(device_key=0, device_id="", kind="open", at=now, value=None)
             async with self._pool.acquire() as conn:
-                handed += len(
-                    await remind_open_alerts(conn, template, every_s=float(rule.renotify_s))
-                )
+                reminded = await remind_open_alerts(conn, template, every_s=float(rule.renotify_s))
+            if reminded:
+                self._recorder.bell.ring()
+            handed += len(reminded)
         for tenant_id, rule in self._book.no_data_rules():
             assert isinstance(rule.condition, NoDataCondition)
             scope = (tenant_id, rule.id, rule.scope.get("device_id"), rule.scope.get("tag"))

@@ -52,6 +52,9 @@ class DeviceState:
     latest: dict[str, tuple[int, float]] = field(default_factory=dict)
     # rule id -> its evaluation state for this device (only when rules apply)
     alerts: dict[int, RuleState] | None = None
+    # The rules' list it was made for (the rule book's, until a reload), and by metric
+    # name, each rule with its state: made once, not per message.
+    alert_plan: tuple[list[LiveRule], dict[str, list[tuple[LiveRule, RuleState]]]] | None = None
 
     def prune(self) -> None:
         """Forget pending keys whose batch committed (the database has them now)."""
@@ -96,6 +99,7 @@ class _DeviceBehavior:
         """Drop what the database now knows, so a passivated device costs little."""
         state = self.state
         state.prune()
+        state.alert_plan = None  # made again on the next reading; the states stay
         if not state.pending:
             # A dict keeps its grown table after its keys go; a new one is 64 bytes.
             state.pending = {}
@@ -143,6 +147,27 @@ class _DeviceBehavior:
                 for transition in transitions:
                     await context.alert(transition)
 
+    def _plan(self, rules: list[LiveRule]) -> dict[str, list[tuple[LiveRule, RuleState]]]:
+        """Each rule with its state, by metric; a rule whose condition is unchanged
+        across a reload keeps its state (a pending duration goes on)."""
+        state = self.state
+        plan = state.alert_plan
+        if plan is not None and plan[0] is rules:
+            return plan[1]
+        states = state.alerts
+        if states is None:
+            states = state.alerts = {}
+        by_metric: dict[str, list[tuple[LiveRule, RuleState]]] = {}
+        for rule in rules:
+            rule_state = states.get(rule.id)
+            if rule_state is None or rule_state.condition != rule.condition:
+                rule_state = states[rule.id] = new_state(rule.condition)
+            by_metric.setdefault(rule.metric, []).append((rule, rule_state))
+        for gone in states.keys() - {rule.id for rule in rules}:
+            del states[gone]
+        state.alert_plan = (rules, by_metric)
+        return by_metric
+
     def _evaluate(
         self,
         envelope: Envelope,
@@ -151,21 +176,17 @@ class _DeviceBehavior:
         rows: list[Row],
         transitions: list[AlertTransition],
     ) -> None:
-        """Feed the new readings, in stream order, to the rules of this device."""
-        states = self.state.alerts
-        if states is None:
-            states = self.state.alerts = {}
-        for rule in rules:
-            metric_id = ids.get(rule.metric)
-            if metric_id is None:
+        """Feed the new readings, in stream order, to the rules of their metric."""
+        by_metric = self._plan(rules)
+        names = {metric_id: name for name, metric_id in ids.items() if name in by_metric}
+        if not names:
+            return
+        for _, row_metric, ts_us, value, _ in rows:
+            name = names.get(row_metric)
+            if name is None:
                 continue
-            state = states.get(rule.id)
-            if state is None or state.condition != rule.condition:
-                state = states[rule.id] = new_state(rule.condition)
-            for _, row_metric, ts_us, value, _ in rows:
-                if row_metric != metric_id:
-                    continue
-                transition = state.observe(ts_us, value)
+            for rule, rule_state in by_metric[name]:
+                transition = rule_state.observe(ts_us, value)
                 if transition is not None:
                     transitions.append(
                         rule.transition(

@@ -36,6 +36,7 @@ from typing import Literal
 import httpx
 import trio
 
+from sensorium.engine import Doorbell
 from sensorium.logs import get_logger
 from sensorium.storage import (
     Notification,
@@ -155,8 +156,10 @@ class Notifier:
         options: NotifierOptions,
         *,
         rng: random.Random | None = None,
+        bell: Doorbell | None = None,
     ) -> None:
         self.channel = channel
+        self._bell = bell or Doorbell()  # rung when the alert actor queued notifications
         self._pool = pool
         self._deliver = deliver
         self._options = options
@@ -168,12 +171,15 @@ class Notifier:
         self.digests = 0
 
     async def run(self) -> None:
+        """Pass after pass: at once when the alert actor rings, else every ``poll_s``
+        (retries come due, quiet hours end, the rate allows again)."""
         while True:
+            rung = self._bell.current()
             try:
                 await self.pass_once()
             except Exception as exc:  # the primary away: the next pass tries again
                 log.warning("notifier pass failed", channel=self.channel, error=str(exc))
-            await trio.sleep(self._options.poll_s)
+            await Doorbell.wait(rung, timeout_s=self._options.poll_s)
 
     async def pass_once(self) -> int:
         """Deliver what is due now; returns how many deliveries ended this pass."""
@@ -191,6 +197,9 @@ class Notifier:
         """What may go now: per recipient, first what was tried before (each keeps its
         event id), then one message for everything fresh (a digest of several), as far
         as the recipient's rate allows; the rest waits for the rate to allow it."""
+        # Fewer than a batch: every due row was read, so one fresh row of a recipient
+        # is all there is for it (no digest to make, no transaction to pay).
+        complete = len(due) < self._options.batch
         by_recipient: dict[str, list[Notification]] = {}
         for notification in due:
             by_recipient.setdefault(notification.recipient, []).append(notification)
@@ -205,10 +214,14 @@ class Notifier:
             again = [n for n in waiting if not n.fresh]
             going += again[: max(budget, 0)]
             budget -= len(again)
-            if budget > 0 and any(n.fresh for n in waiting):
-                message = await bundle_due(
-                    self._pool, self.channel, recipient, max_items=rate.digest_max_items
-                )
+            fresh = [n for n in waiting if n.fresh]
+            if budget > 0 and fresh:
+                if len(fresh) == 1 and complete:
+                    message: Notification | None = fresh[0]  # alone: as it is
+                else:
+                    message = await bundle_due(
+                        self._pool, self.channel, recipient, max_items=rate.digest_max_items
+                    )
                 if message is not None:
                     self.digests += message.is_digest
                     going.append(message)

@@ -48,7 +48,14 @@ from sensorium.bench._provision import provision_devices, wait_for_broker_login
 from sensorium.bench._stack import BenchStack
 from sensorium.storage import connect
 
-__all__ = ["IngestBenchOptions", "IngestSession", "Progress", "machine_facts", "run_ingest_bench"]
+__all__ = [
+    "IngestBenchOptions",
+    "IngestSession",
+    "Progress",
+    "engine_run",
+    "machine_facts",
+    "run_ingest_bench",
+]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -101,7 +108,7 @@ def _rows(
     return rows
 
 
-async def _engine_run(
+async def engine_run(
     stack: BenchStack,
     fleet: list[DeviceCredentials],
     options: IngestBenchOptions,
@@ -294,7 +301,7 @@ class IngestSession:
             f"({len(fleet) * options.messages * options.metrics} readings)"
         )
         replica_before = sum(tree_cpu_seconds(p) for p in self.replica_pids)
-        engine = await _engine_run(stack, fleet, options, start_ts_ms, self.pids, progress)
+        engine = await engine_run(stack, fleet, options, start_ts_ms, self.pids, progress)
         engine["cpu_seconds"]["postgresql_replicas"] = (
             sum(tree_cpu_seconds(p) for p in self.replica_pids) - replica_before
         )

@@ -163,6 +163,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             f"raw / API: {report['ratios']['raw_p50_over_api_p50']:.1f}x at p50, "
             f"{report['ratios']['raw_p95_over_api_p95']:.1f}x at p95"
         )
+    if report.get("suite") == "alerts":
+        _print_alerts(report, console)
     if report.get("suite") == "scale":
         _print_scale(report, console)
     if "sizes" in report:
@@ -249,3 +251,37 @@ def _print_actor_sizes(sizes: list[dict[str, Any]], console: Console) -> None:
             f"{size.get('live_rss_bytes_per_actor', 0):,.0f}",
         )
     console.print(table)
+
+
+def _print_alerts(report: dict[str, Any], console: Console) -> None:
+    options = report["options"]
+    table = Table(
+        title=(
+            f"alerts: {report['alert_emails_expected']} alert emails (opened, resolved) from "
+            f"{options['probes']} probe devices while {options['devices']} devices publish "
+            f"{report['half_rate_messages_per_s']:,.0f} messages/s (half the maximum)"
+        )
+    )
+    for column in ("path", "p50 ms", "p99 ms", "max ms", "emails"):
+        table.add_column(column, justify="right")
+    for label, figures in (
+        ("publish -> device actor -> alert actor -> outbox -> notifier -> SMTP receipt",
+         report["publish_to_smtp"]),
+        ("baseline: the same email sent straight to the SMTP server", report["direct_smtp"]),
+    ):  # fmt: skip
+        table.add_row(
+            label,
+            f"{figures['p50_ms']:.1f}",
+            f"{figures['p99_ms']:.1f}",
+            f"{figures['max_ms']:.1f}",
+            f"{figures['samples']}",
+        )
+    console.print(table)
+    plain, ruled = report["ingest_max"], report["ingest_with_rules"]
+    console.print(
+        f"maximum ingest: {plain['readings_per_s']:,.0f} readings/s without rules, "
+        f"{ruled['readings_per_s']:,.0f} with {options['rules']} tenant-wide rules on every "
+        f"reading ({report['rules_cost_ratio']:.2f} of it); "
+        f"p99 {report['ratio_p99']:.1f}x the direct send; goal p99 < 1000 ms: "
+        + ("met" if report["goal"]["met"] else "NOT met")
+    )

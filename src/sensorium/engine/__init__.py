@@ -4,6 +4,7 @@ It knows nothing about IoT, the web or databases.
 """
 
 from sensorium.engine._actor import Behavior, BehaviorFactory, RestartPolicy
+from sensorium.engine._doorbell import Doorbell
 from sensorium.engine._errors import ActorEscalation, EngineError, MailboxClosed, MailboxFull
 from sensorium.engine._gc import tune_garbage_collector
 from sensorium.engine._mailbox import Mailbox, MailboxStatistics
@@ -14,6 +15,7 @@ __all__ = [
     "ActorRegistry",
     "Behavior",
     "BehaviorFactory",
+    "Doorbell",
     "EngineError",
     "Mailbox",
     "MailboxClosed",
