@@ -37,6 +37,7 @@ bench: $(STAMP) system-packages
 	$(BIN)/sensorium bench writer --devices 10000 --messages 10 --json bench-results/writer-10k.json --plot bench-results/writer-10k.png
 	$(BIN)/sensorium bench scale --json bench-results/scale.json --plot bench-results/scale.png
 	$(BIN)/sensorium bench query --json bench-results/query.json --plot bench-results/query.png
+	$(BIN)/sensorium bench alerts --json bench-results/alerts.json
 
 bench-full: $(STAMP) system-packages
 	mkdir -p bench-results

@@ -352,13 +352,17 @@ def _sizes(text: str | None, option: str) -> tuple[int, ...] | None:
 
 @app.command()
 def bench(
-    suite: Annotated[
-        str, typer.Argument(help="ingest, writer, actors, scale, query (alerts: later).")
-    ],
+    suite: Annotated[str, typer.Argument(help="ingest, writer, actors, scale, query, alerts.")],
     devices: Annotated[
         int | None, typer.Option(help="ingest, writer: simulated devices (2000); query: 200.")
     ] = None,
     queries: Annotated[int, typer.Option(help="query: API queries timed.")] = 100,
+    probes: Annotated[
+        int, typer.Option(help="alerts: probe devices (each crosses and clears its rule).")
+    ] = 100,
+    probe_seconds: Annotated[
+        float, typer.Option(help="alerts: seconds of the half-rate phase.")
+    ] = 40.0,
     messages: Annotated[int, typer.Option(help="ingest, writer: messages per device.")] = 20,
     metrics: Annotated[int, typer.Option(help="ingest, writer: readings per message.")] = 3,
     rate: Annotated[float, typer.Option(help="ingest: messages/s for the fleet; 0 = max.")] = 0,
@@ -401,7 +405,6 @@ def bench(
         FULL_SCALE,
         IngestBenchOptions,
         ScaleOptions,
-        SuiteNotReady,
         SuiteOptions,
         print_report,
         run_suite,
@@ -410,7 +413,9 @@ def bench(
     from sensorium.stack import raise_open_file_limit
 
     if suite not in ("ingest", "writer", "actors", "scale", "query", "alerts"):
-        raise ConfigError(f"unknown bench suite {suite!r}: ingest, writer, actors, scale")
+        raise ConfigError(
+            f"unknown bench suite {suite!r}: ingest, writer, actors, scale, query, alerts"
+        )
     if transport not in ("mqtt", "http"):
         raise ConfigError("--transport must be mqtt or http")
     if plot_file is not None and suite not in ("ingest", "writer", "scale", "query"):
@@ -443,13 +448,11 @@ def bench(
         scale=scale,
         query_devices=devices,
         queries=queries,
+        probes=probes,
+        probe_seconds=probe_seconds,
         data_dir=data_dir,
     )
-    try:
-        report = run_suite(suite, options, err)
-    except SuiteNotReady as exc:
-        err.print(str(exc))
-        raise typer.Exit(2) from None
+    report = run_suite(suite, options, err)
     print_report(report, out)
     if json_file is not None:
         json_file.write_text(json.dumps(report, indent=2, default=str))

@@ -78,13 +78,21 @@ def test_bench_ingest_reports_every_figure_beside_its_baselines(
     assert "engine end to end" in result.stdout
 
 
-def test_bench_suites_not_there_yet_exit_2() -> None:
-    for suite in ("alerts",):
-        result = subprocess.run(
-            [*SENSORIUM, "bench", suite], capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 2
-        assert "not available yet" in result.stderr
+def test_bench_alerts_times_alert_emails_beside_a_direct_send(tmp_path: Path) -> None:
+    result, report = _bench(
+        tmp_path, "alerts", "--devices", "40", "--messages", "5", "--probes", "4",
+        "--probe-seconds", "3",
+    )  # fmt: skip
+    # Every alert email (4 probes: opened and resolved) arrived and was matched.
+    assert report["alert_emails_expected"] == report["alert_emails_matched"] == 8
+    alert = report["publish_to_smtp"]
+    assert 0 < alert["p50_ms"] <= alert["p99_ms"] <= alert["max_ms"]
+    assert report["direct_smtp"]["samples"] == 50 and report["direct_smtp"]["p50_ms"] > 0
+    for run in ("ingest_max", "ingest_with_rules", "ingest_max_again"):
+        assert report[run]["readings_committed"] == 40 * 5 * 3, run
+    assert report["rules_cost_ratio"] > 0 and report["half_rate_messages_per_s"] > 0
+    assert report["goal"]["met"] == (alert["p99_ms"] < 1000)
+    assert "SMTP receipt" in result.stdout
 
 
 def test_bench_writer_reports_the_writer_beside_asyncpg(tmp_path: Path) -> None:

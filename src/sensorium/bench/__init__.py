@@ -14,7 +14,7 @@ from sensorium.bench._plot import write_plot
 from sensorium.bench._provision import provision_devices, simulate_forever, wait_for_broker_login
 from sensorium.bench._report import print_report
 from sensorium.bench._scale import FULL_SCALE, ScaleOptions, run_scale_bench
-from sensorium.bench._suites import SuiteNotReady, SuiteOptions, run_suite
+from sensorium.bench._suites import SuiteOptions, run_suite
 from sensorium.bench._writer_suite import run_writer_bench
 
 __all__ = [
@@ -23,7 +23,6 @@ __all__ = [
     "IngestBenchOptions",
     "LoadResult",
     "ScaleOptions",
-    "SuiteNotReady",
     "SuiteOptions",
     "expected_sum",
     "measure_actor_memory",

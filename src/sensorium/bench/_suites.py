@@ -21,16 +21,11 @@ from sensorium.bench._query import run_query_bench
 from sensorium.bench._scale import FULL_SCALE, ScaleOptions, run_scale_bench
 from sensorium.bench._writer_suite import run_writer_bench
 
-__all__ = ["SUITES", "SuiteNotReady", "SuiteOptions", "run_suite"]
+__all__ = ["SUITES", "SuiteOptions", "run_suite"]
 
 SUITES = ("ingest", "writer", "actors", "scale", "query", "alerts")
-_LATER: dict[str, str] = {}  # suite -> the work that brings it
 DEFAULT_ACTORS = (10_000, 100_000)
 FULL_ACTORS = (10_000, 100_000, 1_000_000)
-
-
-class SuiteNotReady(Exception):
-    """A suite whose subject is not built yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +36,8 @@ class SuiteOptions:
     scale: ScaleOptions | None = None  # None: the default (or `full`) curves
     query_devices: int | None = None  # None: 200, or 2,000 with `full`
     queries: int = 100
+    probes: int = 100  # alerts: probe devices, two alert emails each
+    probe_seconds: float = 40.0  # alerts: how long the half-rate phase lasts
     # `full`: where the query suite keeps its loaded stack, to reuse it next time
     data_dir: Path = Path(".sensorium/bench-data")
 
@@ -59,10 +56,6 @@ async def _actor_sizes(sizes: tuple[int, ...], say: Any) -> list[dict[str, Any]]
 
 
 def run_suite(suite: str, options: SuiteOptions, console: Console) -> dict[str, Any]:
-    if suite in _LATER:
-        raise SuiteNotReady(
-            f"bench {suite}: not available yet (it comes with the {_LATER[suite]} work)"
-        )
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -113,7 +106,11 @@ def run_suite(suite: str, options: SuiteOptions, console: Console) -> dict[str, 
         if suite == "alerts":
             ingest = options.ingest
             alerts = AlertBenchOptions(
-                devices=ingest.devices, messages=ingest.messages, metrics=ingest.metrics
+                devices=ingest.devices,
+                messages=ingest.messages,
+                metrics=ingest.metrics,
+                probes=options.probes,
+                probe_seconds=options.probe_seconds,
             )
             return trio.run(_with_asyncio, lambda: run_alerts_bench(alerts, say=say))
         if suite == "scale":
