@@ -40,8 +40,10 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 device_app = typer.Typer(help="Manage devices.", no_args_is_help=True)
+rule_app = typer.Typer(help="Manage alert rules (as the HTTP API does).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(device_app, name="device")
+app.add_typer(rule_app, name="rule")
 
 
 ConfigOption = Annotated[
@@ -288,6 +290,152 @@ def device_create(
     else:
         out.print(f"device {device.id} ({device.name}) in tenant {device.tenant_id}")
         out.print(f"token: {device.token}  (shown once)")
+
+
+RuleTenantOption = Annotated[str, typer.Option(help="Tenant name.")]
+
+
+def _rule_body(text: str, model: Any) -> Any:
+    """A rule (or changes to one) given as JSON, or as @FILE holding JSON, checked by
+    the HTTP API's own model; a bad one stops the command naming the fields."""
+    from pydantic import ValidationError
+
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    if "\\u0000" in text or "\x00" in text:
+        raise ConfigError("the rule holds a NUL character")
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigError(f"invalid rule: {problems}") from None
+
+
+def _with_tenant(
+    config: Path | None, state_dir: Path | None, tenant: str, work: Any, *, create: bool = False
+) -> Any:
+    """Run ``work(conn, tenant_id)`` on the primary; an unknown tenant stops the command
+    (``create``: it is made)."""
+    from sensorium.storage import connect, ensure_tenant
+
+    url = _primary_url(_settings(config, state_dir=state_dir), state_dir)
+
+    async def go() -> Any:
+        conn = await connect(url)
+        try:
+            if create:
+                tenant_id = await ensure_tenant(conn, tenant)
+            else:
+                tenant_id = await conn.fetchval("SELECT id FROM tenants WHERE name = $1", tenant)
+                if tenant_id is None:
+                    raise ConfigError(f"no tenant named {tenant!r}")
+            return await work(conn, tenant_id)
+        finally:
+            await conn.close()
+
+    return run_async(go)
+
+
+def _print_rule(rule: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rule.as_json()))
+        return
+    state = "enabled" if rule.enabled else "disabled"
+    out.print(
+        f"rule {rule.id} {rule.name!r} ({rule.severity}, {state}): {rule.metric} "
+        f"{json.dumps(rule.condition)} on {json.dumps(rule.scope)} -> "
+        + (", ".join(c.get("to") or c.get("url") for c in rule.channels) or "no channels")
+    )
+
+
+@rule_app.command("create")
+def rule_create(
+    rule: Annotated[str, typer.Argument(help="The rule as JSON (as POST /alert-rules), or @FILE.")],
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if new).")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Create an alert rule; the engine applies it within a second or two."""
+    from sensorium.http import AlertRuleCreate
+    from sensorium.storage import create_alert_rule, get_device
+
+    body = _rule_body(rule, AlertRuleCreate)
+
+    async def work(conn: Any, tenant_id: int) -> Any:
+        device = body.scope.model_dump().get("device_id")
+        if device and await get_device(conn, tenant_id=tenant_id, device_id=device) is None:
+            raise ConfigError(f"invalid rule: scope.device_id: no device {device!r} in {tenant}")
+        return await create_alert_rule(conn, tenant_id=tenant_id, rule=body.model_dump(mode="json"))
+
+    _print_rule(_with_tenant(config, state_dir, tenant, work, create=True), as_json)
+
+
+@rule_app.command("list")
+def rule_list(
+    tenant: RuleTenantOption = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """List a tenant's alert rules."""
+    from sensorium.storage import list_alert_rules
+
+    async def work(conn: Any, tenant_id: int) -> Any:
+        return await list_alert_rules(conn, tenant_id=tenant_id)
+
+    for found in _with_tenant(config, state_dir, tenant, work):
+        _print_rule(found, as_json)
+
+
+@rule_app.command("update")
+def rule_update(
+    rule_id: Annotated[int, typer.Argument(help="The rule's id.")],
+    changes: Annotated[
+        str, typer.Argument(help='Fields to change, as JSON (like {"enabled": false}), or @FILE.')
+    ],
+    tenant: RuleTenantOption = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Change some of a rule's fields (as PATCH /alert-rules/{id})."""
+    from sensorium.http import AlertRuleUpdate
+    from sensorium.storage import update_alert_rule
+
+    body = _rule_body(changes, AlertRuleUpdate)
+    fields = body.model_dump(mode="json", exclude_unset=True)
+    if any(v is None for k, v in fields.items() if k not in ("renotify_s", "quiet_hours")):
+        raise ConfigError("invalid rule: only renotify_s and quiet_hours may be set to null")
+
+    async def work(conn: Any, tenant_id: int) -> Any:
+        return await update_alert_rule(conn, tenant_id=tenant_id, rule_id=rule_id, changes=fields)
+
+    updated = _with_tenant(config, state_dir, tenant, work)
+    if updated is None:
+        raise ConfigError(f"no alert rule {rule_id} in tenant {tenant!r}")
+    _print_rule(updated, as_json)
+
+
+@rule_app.command("delete")
+def rule_delete(
+    rule_id: Annotated[int, typer.Argument(help="The rule's id.")],
+    tenant: RuleTenantOption = "default",
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Delete an alert rule (its alerts and their history go with it)."""
+    from sensorium.storage import delete_alert_rule
+
+    async def work(conn: Any, tenant_id: int) -> Any:
+        return await delete_alert_rule(conn, tenant_id=tenant_id, rule_id=rule_id)
+
+    if not _with_tenant(config, state_dir, tenant, work):
+        raise ConfigError(f"no alert rule {rule_id} in tenant {tenant!r}")
+    out.print(f"deleted rule {rule_id}")
 
 
 @app.command()

@@ -333,3 +333,47 @@ def test_after_a_kill_9_only_notifications_in_flight_are_sent_again_with_their_i
     for event in again:
         bodies = {body for _, e, body in got if e == event}
         assert len(bodies) == 1
+
+
+def _metric(stack: StackHandle, name: str, **labels: str) -> float:
+    text = httpx.get(stack.http_url + "/metrics", timeout=10).text
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_notification_refused_for_good_shows_as_failed_in_the_history_and_metrics(
+    alerting: Alerting,
+) -> None:
+    stack = alerting.stack
+    failed_before = _metric(stack, "sensorium_notifications_total", channel="webhook",
+                            outcome="failed")  # fmt: skip
+    admin = httpx.post(f"{stack.http_url}/api/v1/auth/login", json=ADMIN).json()["access_token"]
+    device = _api(stack, admin, "POST", "/devices", {"name": "gone-hook"})
+    with running_receiver() as gone:
+        gone.answers = [(410, {})]
+        rule = _api(stack, admin, "POST", "/alert-rules", {
+            "name": "to a hook that is gone", "scope": {"device_id": device["id"]},
+            "metric": "temperature", "condition": {"op": ">", "threshold": 0},
+            "channels": [{"type": "webhook", "url": gone.url, "secret": SECRET}],
+        })  # fmt: skip
+        time.sleep(2.5)
+        _api(stack, device["token"], "POST", "/telemetry",
+             {"ts": int(time.time() * 1000), "metrics": {"temperature": 3.0}})  # fmt: skip
+
+        def history() -> dict[str, Any] | None:
+            alerts = _api(stack, admin, "GET", f"/alerts?rule_id={rule['id']}")["items"]
+            if not alerts:
+                return None
+            found: dict[str, Any] = _api(stack, admin, "GET", f"/alerts/{alerts[0]['id']}/history")
+            return found if found["notifications"][0]["status"] != "pending" else None
+
+        [notification] = wait_for(history, timeout=30)["notifications"]
+        assert len(gone.requests) == 1  # tried once: a 410 is not worth another try
+    assert (notification["status"], notification["attempts"]) == ("failed", 1)
+    assert notification["last_error"] == "HTTP 410" and notification["sent_at"] is None
+    assert _metric(stack, "sensorium_notifications_total", channel="webhook",
+                   outcome="failed") == failed_before + 1  # fmt: skip
+    assert _metric(stack, "sensorium_alert_transitions_recorded_total") >= 1

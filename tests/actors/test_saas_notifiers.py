@@ -40,6 +40,15 @@ def _notification(channel: str, to: str) -> Notification:
     )  # fmt: skip
 
 
+def _opening(rule_id: int, channels: list[dict[str, str]], key: int) -> AlertTransition:
+    """Device ``dev-<key>`` opens an alert of the rule, now, with the value ``key``."""
+    return AlertTransition(
+        rule_id=rule_id, rule_name="r", severity="critical", metric="power",
+        channels=channels, device_key=key, device_id=f"dev-{key}", kind="open",
+        at=dt.datetime.now(dt.UTC), value=float(key),
+    )  # fmt: skip
+
+
 def _sendgrid(saas: Standin, key: str = SENDGRID_KEY) -> SendgridSender:
     return SendgridSender(key, sender="alerts@sensorium.test", base_url=saas.url)
 
@@ -105,21 +114,7 @@ def test_a_30_second_twilio_outage_delays_every_sms_and_loses_or_doubles_none(
             )  # fmt: skip
             await record_alert_transitions(
                 conn,
-                [
-                    AlertTransition(
-                        rule_id=rule.id,
-                        rule_name="r",
-                        severity="critical",
-                        metric="power",
-                        channels=sms,
-                        device_key=key,
-                        device_id=f"dev-{key}",
-                        kind="open",
-                        at=dt.datetime.now(dt.UTC),
-                        value=float(key),
-                    )
-                    for key in range(1, 6)
-                ],
+                [_opening(rule.id, sms, key) for key in range(1, 6)],
             )
         finally:
             await conn.close()
@@ -178,21 +173,7 @@ def test_a_storm_gives_each_recipient_digests_within_its_rate(
             for wave in (range(1, 41), range(41, 71), range(71, 81)):
                 await record_alert_transitions(
                     conn,
-                    [
-                        AlertTransition(
-                            rule_id=rule.id,
-                            rule_name="storm",
-                            severity="critical",
-                            metric="power",
-                            channels=sms,
-                            device_key=key,
-                            device_id=f"dev-{key}",
-                            kind="open",
-                            at=dt.datetime.now(dt.UTC),
-                            value=float(key),
-                        )
-                        for key in wave
-                    ],
+                    [_opening(rule.id, sms, key) for key in wave],
                 )
                 delivered.append(await notifier.pass_once())
             return delivered

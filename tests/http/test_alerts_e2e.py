@@ -5,6 +5,7 @@ readings back below the clear threshold resolve it with one more."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -180,3 +181,72 @@ def test_alerts_are_listed_acknowledged_once_and_keep_their_history(
     ]  # fmt: skip
     bad = httpx.get(f"{stack.http_url}/api/v1/alerts", headers=auth, params={"state": "x"})
     assert bad.status_code == 400
+
+
+def test_durations_in_real_time_a_breach_must_hold_and_so_must_the_clear(
+    stack: StackHandle, receiver: Receiver
+) -> None:
+    """Readings sent every 0.5 s of real time, stamped with it: the breach must hold 2 s
+    before the alert opens, the clear 1.5 s before it resolves; a short dip starts the
+    wait again."""
+    admin = httpx.post(f"{stack.http_url}/api/v1/auth/login", json=ADMIN).json()["access_token"]
+    device = _post(stack, admin, "/devices", {"name": "slow-freezer"}).json()
+    rule = _post(stack, admin, "/alert-rules", {
+        "name": "freezer warm for a while", "scope": {"device_id": device["id"]},
+        "metric": "temperature",
+        "condition": {"op": ">", "threshold": -15, "for_s": 2, "clear_for_s": 1.5},
+        "channels": [{"type": "webhook", "url": receiver.url, "secret": SECRET}],
+    }).json()  # fmt: skip
+    time.sleep(2.5)  # the engine's rule book picks the rule up
+
+    sent: list[tuple[int, float]] = []  # (ts in ms, value) of each reading
+
+    def send_for(seconds: float, value: float) -> None:
+        end = time.time() + seconds
+        while time.time() < end:
+            ts_ms = int(time.time() * 1000)
+            answer = _post(
+                stack, device["token"], "/telemetry",
+                {"ts": ts_ms, "metrics": {"temperature": value}},
+            )  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            sent.append((ts_ms, value))
+            time.sleep(0.5)
+
+    def states() -> list[str]:
+        return [json.loads(body)["state"] for _, _, body in receiver.requests]
+
+    send_for(1.2, -10.0)  # breach, but not 2 s of it
+    send_for(0.6, -20.0)  # a dip: the wait starts again
+    send_for(1.6, -10.0)  # 1.6 s of breach: still nothing
+    time.sleep(1.0)
+    assert states() == []
+    send_for(1.5, -10.0)  # now more than 2 s of it
+    wait_for(lambda: states() == ["open"], timeout=30)
+    send_for(1.0, -20.0)  # cleared for 1 s: not yet
+    time.sleep(1.0)
+    assert states() == ["open"]
+    send_for(1.5, -20.0)  # past 1.5 s
+    wait_for(lambda: states() == ["open", "resolved"], timeout=30)
+    opened, resolved = (json.loads(body) for _, _, body in receiver.requests)
+    assert opened["rule"]["id"] == rule["id"] and resolved["rule"]["id"] == rule["id"]
+
+    def first_held(value: float, hold_ms: int, after: int = 0) -> int:
+        """The time of the first reading ``hold_ms`` into an unbroken run of ``value``."""
+        start = None
+        for ts_ms, v in sent[after:]:
+            if v != value:
+                start = None
+                continue
+            start = ts_ms if start is None else start
+            if ts_ms - start >= hold_ms:
+                return ts_ms
+        raise AssertionError(f"no run of {value} held {hold_ms} ms")
+
+    def at_ms(body: dict[str, Any]) -> int:
+        return round(dt.datetime.fromisoformat(body["at"]).timestamp() * 1000)
+
+    assert at_ms(opened) == first_held(-10.0, 2000)
+    assert (opened["value"], resolved["value"]) == (-10.0, -20.0)
+    after_open = next(i for i, (ts_ms, _) in enumerate(sent) if ts_ms == at_ms(opened))
+    assert at_ms(resolved) == first_held(-20.0, 1500, after_open)

@@ -1,7 +1,7 @@
 """The HTTP front: quart-trio on hypercorn's trio worker."""
 
 from sensorium.http._accounts import accounts_blueprint
-from sensorium.http._alerts import alerts_blueprint
+from sensorium.http._alerts import AlertRuleCreate, AlertRuleUpdate, alerts_blueprint
 from sensorium.http._analytics import analytics_blueprint
 from sensorium.http._app import create_app
 from sensorium.http._auth import AuthApi, auth_blueprint
@@ -14,6 +14,8 @@ from sensorium.http._tokens import AccessTokens, InvalidAccessToken, Principal
 
 __all__ = [
     "AccessTokens",
+    "AlertRuleCreate",
+    "AlertRuleUpdate",
     "AuthApi",
     "Guard",
     "HealthCheck",
