@@ -21,7 +21,9 @@ from sensorium.storage import (
     connect,
     create_alert_rule,
     create_pool,
+    due_notifications,
     ensure_tenant,
+    mark_started,
     record_alert_transitions,
 )
 from tests.saas_standins import SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN, Standin
@@ -230,3 +232,44 @@ def test_a_digest_email_lists_every_notification_it_carries() -> None:
     assert "resolved [critical] freezer: dev-2 temperature=-0.5" in body
     assert "FLAPPING [info] freezer: dev-3" in body
     assert message["X-Sensorium-Event-Id"] == str(digest.event_id)
+
+
+def test_a_notification_cut_short_by_a_crash_goes_again_alone_never_in_a_digest(
+    stack: StackHandle, saas: Standin
+) -> None:
+    """An engine handed one SMS to Twilio and died before marking it: the next engine
+    sends that one again as it was (its own event id: the receiver may have it), and
+    only the others, never handed over, as a digest."""
+    url = fresh_database(stack, "sms_cut_short")
+    sms = [{"type": "sms", "to": "+15550142"}]
+
+    async def go() -> int:
+        conn = await connect(url)
+        pool = await create_pool(url, min_size=1, max_size=4)
+        try:
+            tenant = await ensure_tenant(conn, "cut")
+            rule = await create_alert_rule(
+                conn, tenant_id=tenant,
+                rule={"name": "r", "scope": {"tenant": True}, "metric": "power",
+                      "condition": {"op": ">", "threshold": 1}, "severity": "critical",
+                      "channels": sms},
+            )  # fmt: skip
+            await record_alert_transitions(
+                conn, [_opening(rule.id, sms, key) for key in range(1, 4)]
+            )
+            [first] = await due_notifications(pool, "sms", limit=1)
+            await mark_started(pool, [first])  # ... and the engine died here
+            notifier = Notifier(
+                pool, "sms", _twilio(saas), NotifierOptions(recipient_rate=RecipientRate())
+            )
+            return await notifier.pass_once()
+        finally:
+            await pool.close()
+            await conn.close()
+
+    assert run_trio(go) == 2
+    bodies = sorted(m["Body"] for m in saas.accepted)
+    assert bodies == [
+        "2 alerts: 2 open/flapping, 0 resolved. dev-2, dev-3",
+        "ALERT [critical] r: dev-1 1.0",
+    ]

@@ -5,7 +5,8 @@ time. A delivery ends one of three ways: sent; to be tried again (a network erro
 5xx, 408 or 429), after the receiver's Retry-After or an exponential backoff with
 jitter; or failed for good (another 4xx, or the last attempt), visible in the outbox
 with its error. A notification is marked only after its delivery ended, so a crash in
-between sends it again, with the same event id (receivers de-duplicate by it).
+between sends it again, with the same event id (receivers de-duplicate by it); a
+notification once handed to its sender is never put into a digest afterwards.
 
 Email and SMS are sent to people, so they have a per-recipient rate (`RecipientRate`):
 at most ``max_messages`` to one recipient in any ``window_s``; and what is due for one
@@ -45,6 +46,7 @@ from sensorium.storage import (
     due_notifications,
     mark_failed,
     mark_sent,
+    mark_started,
     postpone_recipient,
     recent_messages,
     retry_later,
@@ -186,6 +188,7 @@ class Notifier:
         due = await due_notifications(self._pool, self.channel, limit=self._options.batch)
         if self._options.recipient_rate is not None:
             due = await self._within_rates(due, self._options.recipient_rate)
+        await mark_started(self._pool, due)
         async with trio.open_nursery() as nursery:
             for notification in due:
                 nursery.start_soon(self._one, notification)

@@ -26,13 +26,17 @@ __all__ = [
     "due_notifications",
     "mark_failed",
     "mark_sent",
+    "mark_started",
     "postpone_recipient",
     "recent_messages",
     "retry_later",
 ]
 
 _DIGEST_NAMESPACE = uuid.UUID("5e45a1e7-0000-4000-8000-00000000d16e")
-_COLUMNS = "id, event_id, channel, recipient, payload::text AS payload, secret, attempts, is_digest"
+_COLUMNS = (
+    "id, event_id, channel, recipient, payload::text AS payload, secret, attempts, "
+    "is_digest, started_at IS NOT NULL AS started"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +49,12 @@ class Notification:
     secret: str | None
     attempts: int
     is_digest: bool = False
+    started: bool = False  # handed to its sender before (perhaps by an engine now dead)
 
     @property
     def fresh(self) -> bool:
-        """Never tried and not a digest: may still go into one."""
-        return self.attempts == 0 and not self.is_digest
+        """Never handed to a sender and not a digest: may still go into one."""
+        return not self.started and not self.is_digest
 
 
 async def due_notifications(pool: Pool, channel: str, *, limit: int) -> list[Notification]:
@@ -61,6 +66,22 @@ async def due_notifications(pool: Pool, channel: str, *, limit: int) -> list[Not
         limit,
     )
     return [Notification(**dict(row)) for row in rows]
+
+
+async def mark_started(pool: Pool, notifications: list[Notification]) -> None:
+    """Note that these are handed to their sender now, before they are. Committed
+    without waiting for the disk: it must outlive the engine (kill -9), which an
+    asynchronous commit does; a crash of PostgreSQL itself may lose it, and then a
+    delivery cut short might be repeated inside a digest."""
+    fresh = [n.id for n in notifications if not n.started]
+    if not fresh:
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        await conn.execute(
+            "UPDATE notification_outbox SET started_at = now() WHERE id = ANY($1::int8[])",
+            fresh,
+        )
 
 
 async def mark_sent(pool: Pool, notification: Notification) -> None:
@@ -121,7 +142,7 @@ async def bundle_due(
         rows = await conn.fetch(
             f"""SELECT {_COLUMNS} FROM notification_outbox
                 WHERE channel = $1 AND recipient = $2 AND status = 'pending'
-                  AND attempts = 0 AND NOT is_digest AND next_attempt_at <= now()
+                  AND started_at IS NULL AND NOT is_digest AND next_attempt_at <= now()
                 ORDER BY id LIMIT $3 FOR UPDATE""",
             channel,
             recipient,
