@@ -1,18 +1,24 @@
 """The writer's transaction: readings and minute-rollup deltas by binary COPY,
 high-water marks, dead letters and the batch id, committed together.
 
-Rows are encoded straight into PostgreSQL's binary COPY format with one `struct.pack`
-each (no datetime objects, no per-value codec calls), which is what lets one Python
-process keep up with what the server can take.
+A batch takes rows as they come (a list extend per request: the device actors' requests
+are a few rows each) and encodes them once, when it is sealed, column by column with
+numpy: the readings straight into PostgreSQL's binary COPY layout, the minute rollups
+and the per-device high-water marks by one sort and segment reductions. No datetime
+objects, no per-row Python: that is what lets one Python process keep up with what the
+server takes.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "DeadLetterRow",
@@ -24,13 +30,34 @@ __all__ = [
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since 1970-01-01
-# (field count) then, per field, (length, value): ts, value, device_key, metric_id, seq
-_ROW_WITH_SEQ = struct.Struct(">hiqidiiihiq")
-_ROW_NO_SEQ = struct.Struct(">hiqidiiihi")
+_MINUTE_US = 60_000_000
+_DAY_US = 86_400_000_000
+
+
+def _layout(*fields: tuple[str, str, int | None]) -> tuple[np.dtype[np.void], dict[str, int]]:
+    """A binary COPY row as a packed big-endian record: the field count, then per field
+    its length and value. Returns the dtype and the constant (count, length) cells."""
+    names: list[tuple[str, str]] = [("n", ">i2")]
+    constants = {"n": len(fields)}
+    for name, kind, length in fields:
+        if length is not None:
+            names.append((f"{name}_len", ">i4"))
+            constants[f"{name}_len"] = length
+        if kind:
+            names.append((name, kind))
+    return np.dtype(names), constants
+
+
 _COLUMNS = ("ts", "value", "device_key", "metric_id", "seq")
-# A minute-rollup delta: device_key, metric_id, bucket, count, sum, min, max, last_ts,
-# last_value
-_ROLLUP_ROW = struct.Struct(">hiiihiqiiidididiqid")
+# ts, value, device_key, metric_id, seq: with a seq, and with a NULL one (length -1)
+_READING, _READING_CONST = _layout(
+    ("ts", ">i8", 8), ("value", ">f8", 8), ("device_key", ">i4", 4), ("metric_id", ">i2", 2),
+    ("seq", ">i8", 8),
+)  # fmt: skip
+_READING_NULL_SEQ, _READING_NULL_SEQ_CONST = _layout(
+    ("ts", ">i8", 8), ("value", ">f8", 8), ("device_key", ">i4", 4), ("metric_id", ">i2", 2),
+    ("seq", "", -1),
+)  # fmt: skip
 _ROLLUP_COLUMNS = (
     "device_key",
     "metric_id",
@@ -42,7 +69,26 @@ _ROLLUP_COLUMNS = (
     "last_ts",
     "last_value",
 )
-_MINUTE_US = 60_000_000
+_ROLLUP, _ROLLUP_CONST = _layout(
+    ("device_key", ">i4", 4), ("metric_id", ">i2", 2), ("bucket", ">i8", 8),
+    ("count", ">i4", 4), ("sum", ">f8", 8), ("min", ">f8", 8), ("max", ">f8", 8),
+    ("last_ts", ">i8", 8), ("last_value", ">f8", 8),
+)  # fmt: skip
+
+Int64s = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+
+
+def _encode(
+    layout: np.dtype[np.void], constants: dict[str, int], columns: dict[str, npt.NDArray[Any]]
+) -> bytes:
+    size = len(next(iter(columns.values())))
+    records = np.empty(size, dtype=layout)
+    for name, value in constants.items():
+        records[name] = value
+    for name, column in columns.items():
+        records[name] = column
+    return records.tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,103 +105,139 @@ class DeadLetterRow:
 
 @dataclass(frozen=True, slots=True)
 class _Sealed:
-    rollups: bytearray
+    readings: bytearray  # the readings as binary COPY data
+    rollups: bytearray  # one minute-rollup delta per (device, metric, minute)
     device_keys: list[int]
     device_hwms: list[int]
     device_counts: list[int]
+    days: set[int]  # UTC days (µs // day) touched
 
 
 @dataclass(slots=True)
 class ReadingBatch:
-    """Readings encoded for COPY, with what goes beside them in the transaction."""
+    """Readings for COPY, with what goes beside them in the transaction."""
 
     batch_id: int
     started: float = 0.0  # when the writer began filling it (trio clock)
-    data: bytearray = field(default_factory=lambda: bytearray(_HEADER))
     count: int = 0
-    # device_key -> [hwm_ts_us, readings]
-    devices: dict[int, list[int]] = field(default_factory=dict)
-    # (device_key, metric_id, minute_us) -> [count, sum, min, max, last_ts_us, last_value]
-    rollups: dict[tuple[int, int, int], list[float]] = field(default_factory=dict)
-    days: set[int] = field(default_factory=set)  # UTC days (µs // day) touched
+    # (device_key, metric_id, ts_us, value, seq), in arrival order
+    rows: list[tuple[int, int, int, float, int | None]] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     # What the transaction sends, made by `seal` once no row is added any more.
     sealed: _Sealed | None = None
 
+    def add_rows(self, rows: Iterable[tuple[int, int, int, float, int | None]]) -> None:
+        """Take rows ``(device_key, metric_id, ts_us, value, seq)``; they are encoded when
+        the batch is sealed."""
+        assert self.sealed is None, "rows added to a sealed batch"
+        before = len(self.rows)
+        self.rows.extend(rows)
+        self.count += len(self.rows) - before
+
+    @property
+    def days(self) -> set[int]:
+        """The UTC days (µs // day) the readings fall on; sealing computes them."""
+        return self.seal().days
+
     def seal(self) -> _Sealed:
-        """Encode what goes beside the readings (rollup deltas, high-water marks) and
-        close the COPY data. The writer seals a batch while the previous one commits,
-        so that this Python work does not leave the server idle inside a transaction."""
+        """Encode everything the transaction sends. The writer seals a batch while the
+        previous one commits, so that this Python work does not leave the server idle
+        inside a transaction."""
         if self.sealed is None:
-            keys = sorted(self.devices)  # upserts touch index and heap pages in order
-            self.data += _TRAILER
-            self.sealed = _Sealed(
-                rollups=rollup_deltas(self),
-                device_keys=keys,
-                device_hwms=[self.devices[k][0] for k in keys],
-                device_counts=[self.devices[k][1] for k in keys],
-            )
+            self.sealed = _seal(self.rows)
+            self.rows = []  # encoded: let the tuples go
         return self.sealed
 
-    def add_rows(self, rows: Iterable[tuple[int, int, int, float, int | None]]) -> None:
-        """Encode rows ``(device_key, metric_id, ts_us, value, seq)`` and fold them into
-        the high-water marks and minute rollups. The hot loop of the writer: names are
-        bound locally, and a run of rows of one device (a device actor's request, a
-        message's metrics) shares one high-water-mark update and one day lookup."""
-        assert self.sealed is None, "rows added to a sealed batch"
-        data = self.data
-        rollups = self.rollups
-        pack_seq = _ROW_WITH_SEQ.pack
-        pack_no_seq = _ROW_NO_SEQ.pack
-        run_key = -1  # the device of the current run of rows
-        run_hwm = 0
-        run_count = 0
-        last_ts = None
-        for device_key, metric_id, ts_us, value, seq in rows:
-            if seq is None:
-                data += pack_no_seq(
-                    5, 8, ts_us - _PG_EPOCH_US, 8, value, 4, device_key, 2, metric_id, -1
-                )
-            else:
-                data += pack_seq(
-                    5, 8, ts_us - _PG_EPOCH_US, 8, value, 4, device_key, 2, metric_id, 8, seq
-                )
-            if device_key != run_key:
-                if run_count:
-                    self._note_device(run_key, run_hwm, run_count)
-                run_key, run_hwm, run_count = device_key, ts_us, 0
-            elif ts_us > run_hwm:
-                run_hwm = ts_us
-            run_count += 1
-            key = (device_key, metric_id, ts_us - ts_us % _MINUTE_US)
-            rollup = rollups.get(key)
-            if rollup is None:
-                rollups[key] = [1, value, value, value, ts_us, value]
-            else:
-                rollup[0] += 1
-                rollup[1] += value
-                if value < rollup[2]:
-                    rollup[2] = value
-                if value > rollup[3]:
-                    rollup[3] = value
-                if ts_us >= rollup[4]:
-                    rollup[4] = ts_us
-                    rollup[5] = value
-            if ts_us != last_ts:
-                last_ts = ts_us
-                self.days.add(ts_us // 86_400_000_000)
-        if run_count:
-            self._note_device(run_key, run_hwm, run_count)
+    @property
+    def data(self) -> bytearray:
+        """The readings as binary COPY data."""
+        return self.seal().readings
 
-    def _note_device(self, device_key: int, hwm_ts_us: int, readings: int) -> None:
-        self.count += readings
-        device = self.devices.get(device_key)
-        if device is None:
-            self.devices[device_key] = [hwm_ts_us, readings]
-        else:
-            if hwm_ts_us > device[0]:
-                device[0] = hwm_ts_us
-            device[1] += readings
+
+_ROW_TYPES = np.dtype(
+    [("key", np.int64), ("metric", np.int64), ("ts", np.int64), ("value", np.float64),
+     ("seq", np.int64)]
+)  # fmt: skip
+
+
+def _columns_of(
+    rows: list[tuple[int, int, int, float, int | None]],
+) -> tuple[Int64s, Int64s, Int64s, Floats, Int64s, npt.NDArray[np.bool_] | None]:
+    """The rows as columns, and which rows have no seq (None: every row has one)."""
+    size = len(rows)
+    try:
+        table = np.fromiter(rows, dtype=_ROW_TYPES, count=size)
+        return table["key"], table["metric"], table["ts"], table["value"], table["seq"], None
+    except TypeError:  # some seq is None (a payload without one)
+        pass
+    seqs = [row[4] for row in rows]
+    null_seq = np.fromiter((seq is None for seq in seqs), dtype=bool, count=size)
+    return (
+        np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=size),
+        np.fromiter(map(itemgetter(1), rows), dtype=np.int64, count=size),
+        np.fromiter(map(itemgetter(2), rows), dtype=np.int64, count=size),
+        np.fromiter(map(itemgetter(3), rows), dtype=np.float64, count=size),
+        np.fromiter((0 if seq is None else seq for seq in seqs), dtype=np.int64, count=size),
+        null_seq,
+    )
+
+
+def _seal(rows: list[tuple[int, int, int, float, int | None]]) -> _Sealed:
+    if not rows:
+        empty = bytearray(_HEADER + _TRAILER)
+        return _Sealed(empty, bytearray(empty), [], [], [], set())
+    keys, metrics, stamps, values, seqs, null_seq = _columns_of(rows)
+    readings = bytearray(_HEADER)
+    reading = {"ts": stamps - _PG_EPOCH_US, "value": values, "device_key": keys,
+               "metric_id": metrics}  # fmt: skip
+    if null_seq is None:
+        readings += _encode(_READING, _READING_CONST, reading | {"seq": seqs})
+    else:
+        with_seq = ~null_seq
+        readings += _encode(
+            _READING, _READING_CONST,
+            {name: column[with_seq] for name, column in (reading | {"seq": seqs}).items()},
+        )  # fmt: skip
+        readings += _encode(
+            _READING_NULL_SEQ, _READING_NULL_SEQ_CONST,
+            {name: column[null_seq] for name, column in reading.items()},
+        )  # fmt: skip
+    readings += _TRAILER
+
+    # One stable sort by (device, metric, minute, time): every rollup group and every
+    # device is then a run, and within a run the last row is the latest reading (of
+    # equal times, the last to arrive, as the rows came in).
+    minutes = stamps - stamps % _MINUTE_US
+    order = np.lexsort((stamps, minutes, metrics, keys))
+    keys, metrics, minutes = keys[order], metrics[order], minutes[order]
+    stamps, values = stamps[order], values[order]
+    size = len(order)
+    new_device = np.empty(size, dtype=bool)
+    new_device[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new_device[1:])
+    new_group = new_device.copy()
+    new_group[1:] |= (metrics[1:] != metrics[:-1]) | (minutes[1:] != minutes[:-1])
+    starts = np.flatnonzero(new_group)
+    ends = np.append(starts[1:], size) - 1
+    rollups = bytearray(_HEADER)
+    rollups += _encode(
+        _ROLLUP, _ROLLUP_CONST,
+        {"device_key": keys[starts], "metric_id": metrics[starts],
+         "bucket": minutes[starts] - _PG_EPOCH_US, "count": np.diff(np.append(starts, size)),
+         "sum": np.add.reduceat(values, starts), "min": np.minimum.reduceat(values, starts),
+         "max": np.maximum.reduceat(values, starts),
+         "last_ts": stamps[ends] - _PG_EPOCH_US, "last_value": values[ends]},
+    )  # fmt: skip
+    rollups += _TRAILER
+    device_starts = np.flatnonzero(new_device)
+    return _Sealed(
+        readings=readings,
+        rollups=rollups,
+        device_keys=keys[device_starts].tolist(),
+        device_hwms=np.maximum.reduceat(stamps, device_starts).tolist(),
+        device_counts=np.diff(np.append(device_starts, size)).tolist(),
+        days={int(day) for day in np.unique(stamps // _DAY_US)},
+    )
 
 
 _UPSERT_INGEST = """
@@ -176,44 +258,6 @@ SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[],
 """
 
 
-def rollup_deltas(batch: ReadingBatch) -> bytearray:
-    """The batch's minute rollups as binary COPY data: one delta row per (device,
-    metric, minute) it touched."""
-    data = bytearray(_HEADER)
-    pack = _ROLLUP_ROW.pack
-    for (device_key, metric_id, minute_us), (
-        count,
-        total,
-        low,
-        high,
-        last_ts,
-        last,
-    ) in batch.rollups.items():
-        data += pack(
-            9,
-            4,
-            device_key,
-            2,
-            metric_id,
-            8,
-            minute_us - _PG_EPOCH_US,
-            4,
-            int(count),
-            8,
-            total,
-            8,
-            low,
-            8,
-            high,
-            8,
-            int(last_ts) - _PG_EPOCH_US,
-            8,
-            last,
-        )
-    data += _TRAILER
-    return data
-
-
 def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
     return [[row[i] for row in rows] for i in range(width)]
 
@@ -227,7 +271,11 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
             # in 512 KiB chunks through a thread-pool hop each, and plain bytes would be
             # taken for a file name.)
             await conn.copy_to_table(
-                "readings", source=batch.data, columns=_COLUMNS, format="binary", timeout=timeout
+                "readings",
+                source=sealed.readings,
+                columns=_COLUMNS,
+                format="binary",
+                timeout=timeout,
             )
             await conn.execute(
                 _UPSERT_INGEST,
