@@ -6,6 +6,13 @@ queue, so under load batches grow by themselves and an idle engine still commits
 within ``batch_age_s``. A full queue blocks the device actors, which blocks the
 sources: backpressure reaches the broker's socket and the HTTP edge (429).
 
+Two batches may be written at once, each in its own transaction on its own connection
+(the server's COPY of one batch is single-threaded; two keep both cores busy), but
+their receipts settle strictly in order: a batch's receipts settle only once it and
+every batch before it committed. Two batches never hold the same reading (the device
+actors de-duplicate), and both take their device rows' locks in key order, so they
+cannot deadlock.
+
 A failed write is retried with backoff until it lands; when the connection dropped
 during COMMIT, the batch id (written in the same transaction) says whether it landed,
 so a retry never doubles a batch.
@@ -36,6 +43,7 @@ _YIELD_EVERY = 128  # requests taken between two checkpoints while building a ba
 # A commit runs 20-300 ms here; one running longer is stuck behind the primary, and
 # the next batch stops growing (see Writer._may_grow).
 _GROW_WHILE_COMMIT_S = 1.0
+_COMMITS_AT_ONCE = 2
 
 # (device_key, metric_id, ts_us, value, seq)
 Row = tuple[int, int, int, float, int | None]
@@ -70,7 +78,6 @@ class _Counters:
     last_batch_rows: int = 0
     last_commit_s: float = 0.0
     batch_started: float | None = None  # the batch being built
-    commit_started: float | None = None  # the batch being committed (older)
 
 
 class Writer:
@@ -95,7 +102,8 @@ class Writer:
         self._capacity = queue_size
         self._known_days: set[int] = set()
         self._counters = _Counters()
-        self._commit_began: float | None = None  # trio time the running commit began
+        # batch id -> (trio time its commit began, when the batch began filling)
+        self._commits: dict[int, tuple[float, float]] = {}
 
     # -- the actors' side ---------------------------------------------------------------
 
@@ -189,7 +197,7 @@ class Writer:
                 await trio.lowlevel.checkpoint()
             request = await self._next(deadline=deadline)
             if request is None:
-                if self._commit_began is None:
+                if len(self._commits) < _COMMITS_AT_ONCE:
                     break  # old enough, and the committer can take it now
                 deadline = trio.current_time() + 0.002
                 continue
@@ -200,32 +208,58 @@ class Writer:
         return batch, receipts, False
 
     def _may_grow(self, rows: int) -> bool:
-        """May a full batch keep growing? While the previous batch still commits it
-        could only wait: it grows instead (up to batch_rows_max), so a backlog drains
-        in fewer, larger commits, each still acknowledged only once it commits. Not
-        when that commit is stuck (the primary slow or away): then the queue must fill
-        so that backpressure reaches the sources (HTTP answers 429 at once)."""
-        began = self._commit_began
+        """May a full batch keep growing? While every commit slot is busy it could only
+        wait: it grows instead (up to batch_rows_max), so a backlog drains in fewer,
+        larger commits, each still acknowledged only once it commits. Not when the
+        oldest commit is stuck (the primary slow or away): then the queue must fill so
+        that backpressure reaches the sources (HTTP answers 429 at once)."""
+        commits = self._commits
         return (
-            began is not None
+            len(commits) >= _COMMITS_AT_ONCE
             and rows < self._batch_rows_max
-            and trio.current_time() - began < _GROW_WHILE_COMMIT_S
+            and trio.current_time() - min(began for began, _ in commits.values())
+            < _GROW_WHILE_COMMIT_S
         )
 
     async def _commit_in_order(
         self, receive: trio.MemoryReceiveChannel[tuple[ReadingBatch, list[Receipt]]]
     ) -> None:
-        async with receive:
-            async for batch, receipts in receive:
-                self._commit_began = trio.current_time()
-                self._counters.commit_started = batch.started
+        """Take batches as commit slots free up; write up to two at once; settle their
+        receipts in the order the batches were made."""
+        slots = trio.Semaphore(_COMMITS_AT_ONCE)
+        before = trio.Event()
+        before.set()  # nothing before the first batch
+        async with receive, trio.open_nursery() as nursery:
+            while True:
+                await slots.acquire()
                 try:
-                    await self._commit(batch)
-                finally:
-                    self._commit_began = None
-                    self._counters.commit_started = None
-                for receipt in receipts:
-                    receipt.settle()
+                    batch, receipts = await receive.receive()
+                except trio.EndOfChannel:
+                    break
+                settled = trio.Event()
+                self._commits[batch.batch_id] = (trio.current_time(), batch.started)
+                nursery.start_soon(
+                    self._commit_then_settle, batch, receipts, before, settled, slots
+                )
+                before = settled
+
+    async def _commit_then_settle(
+        self,
+        batch: ReadingBatch,
+        receipts: list[Receipt],
+        before: trio.Event,
+        settled: trio.Event,
+        slots: trio.Semaphore,
+    ) -> None:
+        try:
+            await self._commit(batch)
+        finally:
+            del self._commits[batch.batch_id]
+            slots.release()
+        await before.wait()  # the batches made earlier have settled
+        for receipt in receipts:
+            receipt.settle()
+        settled.set()
 
     async def _next(self, *, deadline: float | None) -> WriteRequest | object | None:
         """The next request; None once ``deadline`` passes; `_END` when closed and drained."""
@@ -304,7 +338,11 @@ class Writer:
             last_batch_rows=c.last_batch_rows,
             last_commit_s=c.last_commit_s,
             oldest_unwritten_age_s=max(
-                (trio.current_time() - t for t in (c.commit_started, c.batch_started) if t),
+                (
+                    trio.current_time() - t
+                    for t in [c.batch_started, *(made for _, made in self._commits.values())]
+                    if t
+                ),
                 default=0.0,
             ),
         )
