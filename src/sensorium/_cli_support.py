@@ -62,7 +62,15 @@ def print_report(report: Any) -> None:
     print("\n".join(lines), flush=True)
 
 
-def detach(stack: Any, *, config: Path | None, tls: bool, timeout: float, simulate: int = 0) -> int:
+def detach(
+    stack: Any,
+    *,
+    config: Path | None,
+    tls: bool,
+    timeout: float,
+    simulate: int = 0,
+    with_prometheus: bool = False,
+) -> int:
     """Start `up` in the background, wait until healthy, print where things are."""
     from sensorium.stack import EXIT_HEALTHY, collect_status, pid_alive, read_pid
 
@@ -84,6 +92,8 @@ def detach(stack: Any, *, config: Path | None, tls: bool, timeout: float, simula
             cmd.append("--tls")
         if simulate:
             cmd += ["--simulate", str(simulate)]
+        if with_prometheus:
+            cmd.append("--with-prometheus")
         log_path = layout.log_dir / "sensorium.log"
         with log_path.open("ab") as log_file:
             child = subprocess.Popen(

@@ -107,6 +107,14 @@ def up(
     simulate: Annotated[
         int, typer.Option(help="Also run N simulated devices (one message/s each).")
     ] = 0,
+    with_prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--with-prometheus",
+            help="Also run Prometheus (Debian's package) scraping the stack, with the "
+            "alert rules of deploy/prometheus.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack locally: PostgreSQL primary + 2 replicas, Mosquitto, engine, HTTP."""
     from sensorium.stack import pid_alive, raise_open_file_limit, read_pid
@@ -119,7 +127,14 @@ def up(
         detach = True
     if detach:
         raise typer.Exit(
-            up_detached(stack, config=config, tls=tls, timeout=ready_timeout, simulate=simulate)
+            up_detached(
+                stack,
+                config=config,
+                tls=tls,
+                timeout=ready_timeout,
+                simulate=simulate,
+                with_prometheus=with_prometheus,
+            )
         )
     from sensorium.launcher import UpReport, run_up
 
@@ -133,7 +148,16 @@ def up(
 
     with stack.layout.hold_up_lock():
         try:
-            trio.run(lambda: run_up(settings, stack, tls=tls, on_ready=on_ready, simulate=simulate))
+            trio.run(
+                lambda: run_up(
+                    settings,
+                    stack,
+                    tls=tls,
+                    on_ready=on_ready,
+                    simulate=simulate,
+                    with_prometheus=with_prometheus,
+                )
+            )
         except KeyboardInterrupt:
             pass
         finally:

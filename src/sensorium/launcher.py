@@ -74,6 +74,7 @@ async def run_up(
     tls: bool,
     on_ready: Callable[[UpReport], None],
     simulate: int = 0,
+    with_prometheus: bool = False,
 ) -> None:
     """Start what is missing, serve until a signal; services stay up for the caller."""
     async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
@@ -166,6 +167,13 @@ async def run_up(
             "ca_file": str(tls_files.ca_file) if tls_files else None,
         }
         stack.layout.engine_info_file.write_text(json.dumps(info), encoding="utf-8")
+        if with_prometheus:
+            prometheus = stack.prometheus()
+            await trio.to_thread.run_sync(
+                lambda: prometheus.write_config(target=http_url.split("://", 1)[1])
+            )
+            if not prometheus.running:
+                await trio.to_thread.run_sync(prometheus.start)
         on_ready(
             UpReport(
                 primary_url=urls.primary,

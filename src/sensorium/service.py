@@ -55,6 +55,7 @@ from sensorium.http import (
 )
 from sensorium.ingest_metrics import IngestCollector
 from sensorium.logs import get_logger
+from sensorium.replica_metrics import ReplicaCollector
 from sensorium.sources import Limits, MqttSource, MqttSourceOptions, probe_broker
 from sensorium.storage import (
     AlertPolicy,
@@ -381,6 +382,7 @@ async def serve(
             registry.register(IngestCollector(pipeline, mqtt))
             notifiers = _notifiers(primary, settings, webhook_client, pipeline.alerts.bell)
             registry.register(AlertCollector(pipeline, notifiers))
+            registry.register(ReplicaCollector(reads))
             app = create_app(
                 checks=checks,
                 registry=registry,

@@ -225,6 +225,12 @@ class StackSettings(_Section):
     )
     mosquitto_bin: str = Field(default="mosquitto", description="The mosquitto binary.")
     shared_buffers: str = Field(default="512MB", description="PostgreSQL shared_buffers.")
+    prometheus_port: int = Field(
+        default=19090, ge=1, le=65535, description="Prometheus of `up --with-prometheus`."
+    )
+    prometheus_scrape_s: float = Field(
+        default=5.0, gt=0, description="Its scrape and rule evaluation interval."
+    )
 
 
 class AlertSettings(_Section):

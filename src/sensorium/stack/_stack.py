@@ -18,6 +18,7 @@ from sensorium.stack._layout import Secrets, StateLayout
 from sensorium.stack._mosquitto import MosquittoBroker, TlsFiles
 from sensorium.stack._postgres import PostgresServer
 from sensorium.stack._processes import Account, service_account
+from sensorium.stack._prometheus import EmbeddedPrometheus
 from sensorium.stack._tls import ensure_local_tls
 
 __all__ = ["EmbeddedStack", "StackUrls"]
@@ -87,6 +88,13 @@ class EmbeddedStack:
             binary=self.settings.stack.mosquitto_bin,
             tls_port=self.settings.stack.mqtt_tls_port if tls else None,
             tls=tls,
+        )
+
+    def prometheus(self) -> EmbeddedPrometheus:
+        return EmbeddedPrometheus(
+            folder=self.services_root / "prometheus",
+            port=self.settings.stack.prometheus_port,
+            scrape_s=self.settings.stack.prometheus_scrape_s,
         )
 
     def secrets(self) -> Secrets:
@@ -159,6 +167,10 @@ class EmbeddedStack:
         if broker.config_file.exists() and not broker.running:
             broker.start()
             started.append("mqtt")
+        prometheus = self.prometheus()
+        if prometheus.configured and not prometheus.running:
+            prometheus.start()
+            started.append("prometheus")
         return started
 
     def purge(self) -> None:
@@ -169,7 +181,9 @@ class EmbeddedStack:
     # -- stopping ---------------------------------------------------------------------
 
     def stop_services(self) -> None:
-        """Stop the broker, then the replicas, then the primary (each only if running)."""
+        """Stop Prometheus, the broker, then the replicas, then the primary (each only if
+        running)."""
+        self.prometheus().stop()
         self.broker().stop()
         for replica in reversed(self.replicas):
             replica.stop()
@@ -179,4 +193,8 @@ class EmbeddedStack:
         if not self.layout.state_dir.exists():
             return False
         servers = [self.primary, *self.replicas]
-        return self.broker().running or any(server.running for server in servers)
+        return (
+            self.broker().running
+            or self.prometheus().running
+            or any(server.running for server in servers)
+        )

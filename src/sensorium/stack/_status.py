@@ -167,4 +167,13 @@ async def collect_status(stack: EmbeddedStack) -> StackStatus:
                 http["error"] = error
         http.setdefault("healthy", False)
     components.append(http)
+    prometheus = stack.prometheus()
+    if prometheus.configured:  # only with `up --with-prometheus`
+        scraper: dict[str, Any] = {
+            "name": "prometheus", "url": prometheus.url(), "pid": prometheus.pid,
+            "healthy": prometheus.running,
+        }  # fmt: skip
+        if not prometheus.running:
+            scraper["error"] = "not running"
+        components.append(scraper)
     return StackStatus(components=components)
