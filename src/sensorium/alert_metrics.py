@@ -1,11 +1,11 @@
 """Prometheus metrics of alerting, read from the alert actor and the notifiers at scrape
-time: transitions recorded, and notifications by channel and outcome."""
+time: alerts open, transitions recorded, and notifications by channel and outcome."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from sensorium.actors import IngestPipeline, Notifier
@@ -18,7 +18,16 @@ class AlertCollector(Collector):
         self._pipeline = pipeline
         self._notifiers = notifiers
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        opened = GaugeMetricFamily(
+            "sensorium_alerts_open",
+            "Alerts not resolved (open or acknowledged), by severity, as of the last sweep.",
+            labels=["severity"],
+        )
+        counts = self._pipeline.alerts.open_by_severity
+        for severity in ("info", "warning", "critical"):
+            opened.add_metric([severity], counts.get(severity, 0))
+        yield opened
         yield CounterMetricFamily(
             "sensorium_alert_transitions_recorded",
             "Alert openings and resolutions recorded.",

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from sensorium.actors import IngestPipeline
+from sensorium.engine import Distribution
 from sensorium.sources import MqttSource
 
-__all__ = ["IngestCollector"]
+__all__ = ["IngestCollector", "histogram"]
+
+
+def histogram(name: str, documentation: str, distribution: Distribution) -> HistogramMetricFamily:
+    """A Prometheus histogram of what ``distribution`` observed."""
+    return HistogramMetricFamily(
+        name, documentation, buckets=distribution.cumulative(), sum_value=distribution.sum
+    )
 
 
 class IngestCollector(Collector):
@@ -19,7 +27,9 @@ class IngestCollector(Collector):
         self._pipeline = pipeline
         self._mqtt = mqtt
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         writer = self._pipeline.writer.statistics()
         actors = self._pipeline.registry.statistics()
         router = self._pipeline.router
@@ -42,6 +52,14 @@ class IngestCollector(Collector):
             "sensorium_writer_oldest_unwritten_seconds",
             "Age of the batch being written.",
             value=writer.oldest_unwritten_age_s,
+        )
+        yield histogram(
+            "sensorium_writer_batch_rows", "Readings per committed batch.", writer.batch_rows
+        )
+        yield histogram(
+            "sensorium_writer_commit_seconds",
+            "Seconds to write and commit a batch (COPY, rollups, marks), retries included.",
+            writer.commit_s,
         )
         yield GaugeMetricFamily(
             "sensorium_writer_last_batch_rows",

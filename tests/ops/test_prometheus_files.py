@@ -81,3 +81,35 @@ def test_every_query_of_the_grafana_dashboard_names_an_exported_metric(
     exported = _exported(stack)
     assert named - exported == set()
     assert all(named & set(re.findall(r"\w+", expr)) for expr in exprs)  # each names one
+
+
+def test_batches_requests_and_alerts_are_measured_without_unbounded_labels(
+    stack: StackHandle,
+) -> None:
+    device = stack.create_device("histogram-probe")
+    token = httpx.post(
+        f"{stack.http_url}/api/v1/auth/login",
+        json={"email": "admin@example.com", "password": "correct horse battery staple"},
+    ).json()["access_token"]
+    latest = f"{stack.http_url}/api/v1/devices/{device['id']}/latest"
+    _exported(stack)  # a reading and a malformed payload go in
+    assert httpx.get(latest, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    text = httpx.get(f"{stack.http_url}/metrics", timeout=10).text
+
+    def value(sample: str) -> float:
+        found = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.MULTILINE)
+        assert found, sample
+        return float(found.group(1))
+
+    assert value('sensorium_writer_batch_rows_bucket{le="+Inf"}') >= 1
+    assert value("sensorium_writer_batch_rows_count") == value(
+        'sensorium_writer_batch_rows_bucket{le="+Inf"}'
+    )
+    assert value("sensorium_writer_commit_seconds_count") >= 1
+    assert value("sensorium_writer_commit_seconds_sum") > 0
+    route = 'method="POST",route="/api/v1/telemetry"'
+    assert value(f"sensorium_http_request_seconds_count{{{route}}}") >= 2
+    latest_route = 'method="GET",route="/api/v1/devices/<device_id>/latest"'
+    assert value(f"sensorium_http_request_seconds_count{{{latest_route}}}") >= 1
+    assert device["id"] not in text  # labels name routes, never a device
+    assert value('sensorium_alerts_open{severity="critical"}') >= 0

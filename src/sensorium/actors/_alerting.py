@@ -209,6 +209,8 @@ class AlertRecorder:
         self._pool = pool
         self.policy = policy or AlertPolicy()
         self.bell = Doorbell()  # rung when notifications were queued
+        # severity -> alerts not resolved, as of the last sweep (for metrics)
+        self.open_by_severity: dict[str, int] = {}
         self._send, self._receive = trio.open_memory_channel[AlertTransition](queue_size)
         self.recorded = 0
 
@@ -276,8 +278,9 @@ WHERE {_SCOPE} AND a.rule_id = $2 AND a.state <> 'resolved'
 class NoDataSweeper:
     """Opens and resolves no-data alerts from what the database knows (each device's
     last-seen time and the live alerts), so they survive passivation and restarts;
-    reminds of alerts left open past their rule's ``renotify_s``; and settles flapping
-    alerts that kept their state for the flapping window."""
+    reminds of alerts left open past their rule's ``renotify_s``; settles flapping
+    alerts that kept their state for the flapping window; and counts the alerts not
+    resolved, for metrics."""
 
     def __init__(self, pool: Pool, book: RuleBook, recorder: AlertRecorder) -> None:
         self._pool = pool
@@ -297,6 +300,14 @@ class NoDataSweeper:
         reminders it queued)."""
         handed = 0
         now = dt.datetime.now(dt.UTC)
+        self._recorder.open_by_severity = {
+            row["severity"]: row["n"]
+            for row in await self._pool.fetch(
+                """SELECT r.severity, count(*) AS n FROM alerts a
+                   JOIN alert_rules r ON r.id = a.rule_id
+                   WHERE a.state <> 'resolved' GROUP BY r.severity"""
+            )
+        }
         policy = self._recorder.policy
         if policy.flap_opens:
             templates = {

@@ -24,11 +24,12 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from sensorium.actors._receipt import Receipt
+from sensorium.engine import Distribution
 from sensorium.logs import get_logger
 from sensorium.storage import DeadLetterRow, Pool, ReadingBatch, batch_committed, write_batch
 
@@ -56,6 +57,10 @@ class WriteRequest:
     dead_letter: DeadLetterRow | None = None
 
 
+BATCH_ROWS_BOUNDS = (10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+COMMIT_S_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 @dataclass(frozen=True, slots=True)
 class WriterStatistics:
     queued: int
@@ -67,6 +72,8 @@ class WriterStatistics:
     last_batch_rows: int
     last_commit_s: float
     oldest_unwritten_age_s: float
+    batch_rows: Distribution  # readings per committed batch
+    commit_s: Distribution  # seconds from a batch's first write attempt to its commit
 
 
 @dataclass(slots=True)
@@ -78,6 +85,8 @@ class _Counters:
     last_batch_rows: int = 0
     last_commit_s: float = 0.0
     batch_started: float | None = None  # the batch being built
+    batch_rows: Distribution = field(default_factory=lambda: Distribution(BATCH_ROWS_BOUNDS))
+    commit_s: Distribution = field(default_factory=lambda: Distribution(COMMIT_S_BOUNDS))
 
 
 class Writer:
@@ -324,6 +333,8 @@ class Writer:
         counters.dead_letters += len(batch.dead_letters)
         counters.last_batch_rows = batch.count
         counters.last_commit_s = trio.current_time() - started
+        counters.batch_rows.observe(batch.count)
+        counters.commit_s.observe(counters.last_commit_s)
 
     def statistics(self) -> WriterStatistics:
         c = self._counters
@@ -345,4 +356,6 @@ class Writer:
                 ),
                 default=0.0,
             ),
+            batch_rows=c.batch_rows,
+            commit_s=c.commit_s,
         )

@@ -4,6 +4,7 @@ It knows nothing about IoT, the web or databases.
 """
 
 from sensorium.engine._actor import Behavior, BehaviorFactory, RestartPolicy
+from sensorium.engine._distribution import Distribution
 from sensorium.engine._doorbell import Doorbell
 from sensorium.engine._errors import ActorEscalation, EngineError, MailboxClosed, MailboxFull
 from sensorium.engine._gc import tune_garbage_collector
@@ -15,6 +16,7 @@ __all__ = [
     "ActorRegistry",
     "Behavior",
     "BehaviorFactory",
+    "Distribution",
     "Doorbell",
     "EngineError",
     "Mailbox",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 
 import trio
 from prometheus_client import CollectorRegistry
-from quart import Blueprint, Response, request
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from quart import Blueprint, Response, g, request
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from sensorium import __version__
+from sensorium.engine import Distribution
 from sensorium.http._guard import bad_request
 from sensorium.http._health import HealthCheck, health_blueprint
 from sensorium.http._problem import problem
@@ -20,6 +24,34 @@ from sensorium.logs import get_logger
 __all__ = ["create_app"]
 
 log = get_logger(__name__)
+
+# Seconds; an analytics query answers in ~10 ms, an ingest request waits for its commit.
+_REQUEST_S_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class RouteTimings(Collector):
+    """Request durations by method and route template (``/api/v1/devices/<device_id>``,
+    never the id itself: a bounded set of labels)."""
+
+    def __init__(self) -> None:
+        self.by_route: dict[tuple[str, str], Distribution] = {}
+
+    def observe(self, method: str, route: str, seconds: float) -> None:
+        timing = self.by_route.get((method, route))
+        if timing is None:
+            timing = self.by_route[(method, route)] = Distribution(_REQUEST_S_BOUNDS)
+        timing.observe(seconds)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "sensorium_http_request_seconds",
+            "HTTP request durations by method and route (from the request's arrival to its "
+            "answer).",
+            labels=["method", "route"],
+        )
+        for (method, route), timing in sorted(self.by_route.items()):
+            family.add_metric([method, route], timing.cumulative(), timing.sum)
+        yield family
 
 
 def create_app(
@@ -45,6 +77,20 @@ def create_app(
     app.register_blueprint(health_blueprint(checks=checks, registry=registry))
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    timings = RouteTimings()
+    registry.register(timings)
+
+    @app.before_request
+    async def start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def stop_clock(response: Response) -> Response:
+        started = getattr(g, "started", None)
+        if started is not None:
+            rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            timings.observe(request.method, rule, time.perf_counter() - started)
+        return response
 
     @app.before_request
     async def no_nul_characters() -> Response | None:
