@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 
+import structlog
 import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import HistogramMetricFamily
@@ -25,6 +28,7 @@ __all__ = ["create_app"]
 
 log = get_logger(__name__)
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
 # Seconds; an analytics query answers in ~10 ms, an ingest request waits for its commit.
 _REQUEST_S_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -83,6 +87,12 @@ def create_app(
     @app.before_request
     async def start_clock() -> None:
         g.started = time.perf_counter()
+        # Every log line of this request carries its id (the caller's, if it sent a
+        # sane one, e.g. nginx's $request_id), and so does the answer.
+        structlog.contextvars.clear_contextvars()  # nothing of an earlier request
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
     @app.after_request
     async def stop_clock(response: Response) -> Response:
@@ -90,6 +100,19 @@ def create_app(
         if started is not None:
             rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
             timings.observe(request.method, rule, time.perf_counter() - started)
+        request_id = getattr(g, "request_id", None)
+        if request_id is not None:
+            response.headers["X-Request-Id"] = request_id
+        status = response.status_code
+        if status >= 400 and status != 404:
+            # Refused requests are worth a line (which device sends bad data, who is
+            # throttled); the rest only count in the metrics: the ingest path stays quiet.
+            (log.warning if status >= 500 and status != 503 else log.info)(
+                "request refused",
+                method=request.method,
+                route=request.url_rule.rule if request.url_rule is not None else request.path,
+                status=status,
+            )
         return response
 
     @app.before_request

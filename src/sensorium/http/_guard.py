@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Collection
 from functools import wraps
 from typing import Any, TypeVar
 
+import structlog
 from pydantic import BaseModel, ValidationError
 from quart import Response, request
 
@@ -99,6 +100,9 @@ class Guard:
                     principal = self.tokens.verify(token)
                 except InvalidAccessToken as exc:
                     return unauthorized(str(exc))
+                structlog.contextvars.bind_contextvars(
+                    tenant_id=principal.tenant_id, user_id=principal.user_id
+                )
                 wait = self._buckets.take(principal.user_id)
                 if wait is not None:
                     return rate_limited(wait, "user")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import structlog
 import trio
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import document_response
@@ -76,6 +77,7 @@ def ingest_blueprint(pipeline: IngestPipeline, options: IngestOptions) -> Bluepr
             )
         if device is None:
             return _unauthorized("unknown device token")
+        structlog.contextvars.bind_contextvars(device_id=device.id, tenant_id=device.tenant_id)
         wait = per_device.take(device.key) if per_device is not None else None
         if wait is not None:
             return rate_limited(wait, "device")
