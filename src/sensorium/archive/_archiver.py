@@ -1,0 +1,226 @@
+"""Retention: each UTC day's readings partition past the window goes to object storage
+as Parquet, one object per tenant (``yyyy/mm/dd/<tenant id>.parquet``) and a manifest
+(``yyyy/mm/dd/manifest.json``: rows, value sums and SHA-256 of every object). Every
+object is read back and checked against the database's own count and sum before the
+partition is touched; then the partition is detached concurrently (ingest goes on),
+counted once more (a late reading that landed meanwhile keeps it: it is attached back,
+nothing dropped), and only then dropped. `restore_day` loads a day back and checks it
+the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sensorium.archive._store import ObjectStore
+from sensorium.logs import get_logger
+from sensorium.storage import Pool
+
+__all__ = ["ArchiveError", "DayResult", "archivable_days", "archive_day", "restore_day"]
+
+log = get_logger(__name__)
+
+_SCHEMA = pa.schema(
+    [
+        ("device_key", pa.int32()),
+        ("device_id", pa.string()),
+        ("metric_id", pa.int16()),
+        ("metric", pa.string()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("value", pa.float64()),
+        ("seq", pa.int64()),
+    ]
+)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class ArchiveError(Exception):
+    """A day was not archived (or restored); its data stays where it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class DayResult:
+    day: dt.date
+    readings: int
+    objects: int
+    manifest_key: str
+
+
+def _partition(day: dt.date) -> str:
+    return f"readings_{day:%Y%m%d}"
+
+
+def _prefix(day: dt.date) -> str:
+    return f"{day:%Y/%m/%d}"
+
+
+def _same_sum(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+
+
+async def archivable_days(pool: Pool, *, retention_days: int, today: dt.date) -> list[dt.date]:
+    """Days with a readings partition that ended before the retention window."""
+    rows = await pool.fetch(
+        """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'readings'::regclass ORDER BY c.relname"""
+    )
+    first_kept = today - dt.timedelta(days=retention_days)
+    days = [dt.datetime.strptime(r["relname"][9:], "%Y%m%d").date() for r in rows]
+    return [day for day in days if day < first_kept]
+
+
+def _parquet(rows: list[Any]) -> bytes:
+    columns = list(zip(*[tuple(r) for r in rows], strict=True)) if rows else [()] * 8
+    table = pa.table(
+        {
+            "device_key": pa.array(columns[1], pa.int32()),
+            "device_id": pa.array(columns[2], pa.string()),
+            "metric_id": pa.array(columns[3], pa.int16()),
+            "metric": pa.array(columns[4], pa.string()),
+            "ts": pa.array(columns[5], pa.timestamp("us", tz="UTC")),
+            "value": pa.array(columns[6], pa.float64()),
+            "seq": pa.array(columns[7], pa.int64()),
+        },
+        schema=_SCHEMA,
+    )
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    return out.getvalue()
+
+
+def _read_back(data: bytes, expected_sha256: str) -> tuple[int, float]:
+    if hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise ArchiveError("an object read back differs from what was written (SHA-256)")
+    table = pq.read_table(io.BytesIO(data))
+    values = table.column("value").to_pylist()
+    return table.num_rows, math.fsum(values)
+
+
+async def _fetch(store: ObjectStore, key: str) -> bytes:
+    try:
+        return await store.get(key)
+    except Exception as exc:  # the store's own checksum caught it, or it is away
+        raise ArchiveError(f"{key} could not be read back: {exc}") from exc
+
+
+async def archive_day(pool: Pool, store: ObjectStore, day: dt.date) -> DayResult:
+    """Export, verify, detach, drop one day; raises ArchiveError (nothing dropped) when
+    any step does not check out."""
+    partition = _partition(day)
+    rows = await pool.fetch(
+        f"""SELECT coalesce(d.tenant_id, 0) AS tenant_id, r.device_key, d.id AS device_id,
+                   r.metric_id, m.name AS metric, r.ts, r.value, r.seq
+            FROM {partition} r LEFT JOIN devices d ON d.key = r.device_key
+            LEFT JOIN metrics m ON m.id = r.metric_id
+            ORDER BY 1, r.device_key, r.metric_id, r.ts""",
+        timeout=600,
+    )
+    by_tenant: dict[int, list[Any]] = {}
+    for row in rows:
+        by_tenant.setdefault(row["tenant_id"], []).append(row)
+    manifest: dict[str, Any] = {"day": day.isoformat(), "partition": partition,
+                                "readings": len(rows), "objects": []}  # fmt: skip
+    await store.ensure_bucket()
+    for tenant_id, tenant_rows in sorted(by_tenant.items()):
+        data = _parquet(tenant_rows)
+        key = f"{_prefix(day)}/{tenant_id}.parquet"
+        manifest["objects"].append({
+            "key": key, "tenant_id": tenant_id, "rows": len(tenant_rows),
+            "value_sum": math.fsum(r["value"] for r in tenant_rows),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        })  # fmt: skip
+        await store.put(key, data)
+    manifest_key = f"{_prefix(day)}/manifest.json"
+    await store.put(manifest_key, json.dumps(manifest, indent=2).encode())
+    # Read everything back: the manifest, then each object against it and the database.
+    stored = json.loads(await _fetch(store, manifest_key))
+    if stored != manifest:
+        raise ArchiveError(f"{day}: the manifest read back differs from what was written")
+    for item in manifest["objects"]:
+        count, total = _read_back(await _fetch(store, item["key"]), item["sha256"])
+        if count != item["rows"] or not _same_sum(total, item["value_sum"]):
+            raise ArchiveError(f"{day}: {item['key']} read back holds other readings")
+    # Only now touch the partition: out of `readings` without blocking ingest, then
+    # counted once more; a late reading that landed after the export keeps it.
+    held = f"archived_{partition}"
+    await pool.execute(f"ALTER TABLE readings DETACH PARTITION {partition} CONCURRENTLY")
+    await pool.execute(f"ALTER TABLE {partition} RENAME TO {held}")
+    check = await pool.fetchrow(f"SELECT count(*) AS n, sum(value) AS total FROM {held}")
+    assert check is not None
+    if check["n"] != len(rows) or not _same_sum(check["total"] or 0.0, sum(
+        item["value_sum"] for item in manifest["objects"]
+    )):  # fmt: skip
+        await _put_back(pool, held, day)
+        raise ArchiveError(f"{day}: readings arrived during the export; the day stays")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"DROP TABLE {held}")
+        await conn.execute(
+            """INSERT INTO archived_days (day, readings, manifest_key) VALUES ($1, $2, $3)
+               ON CONFLICT (day) DO UPDATE SET readings = archived_days.readings
+                   + excluded.readings, archived_at = now()""",
+            day,
+            len(rows),
+            manifest_key,
+        )
+    log.info("day archived", day=day.isoformat(), readings=len(rows), objects=len(by_tenant))
+    return DayResult(day, len(rows), len(by_tenant), manifest_key)
+
+
+async def _put_back(pool: Pool, held: str, day: dt.date) -> None:
+    """Return a detached day to `readings`: attached again, or (when a late reading made
+    a new partition for the day meanwhile) its rows copied into it."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    try:
+        await pool.execute(
+            f"ALTER TABLE readings ATTACH PARTITION {held} FOR VALUES FROM ($1) TO ($2)".replace(
+                "$1", f"'{start.isoformat()}'"
+            ).replace("$2", f"'{(start + dt.timedelta(days=1)).isoformat()}'")
+        )
+        await pool.execute(f"ALTER TABLE {held} RENAME TO {_partition(day)}")
+    except Exception:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"INSERT INTO readings SELECT * FROM {held}")
+            await conn.execute(f"DROP TABLE {held}")
+
+
+async def restore_day(pool: Pool, store: ObjectStore, day: dt.date) -> int:
+    """Load an archived day back into `readings`, checked against its manifest."""
+    manifest = json.loads(await _fetch(store, f"{_prefix(day)}/manifest.json"))
+    restored = 0
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT ensure_readings_partitions($1, $1)", day)
+        async with conn.transaction():
+            for item in manifest["objects"]:
+                data = await _fetch(store, item["key"])
+                count, total = _read_back(data, item["sha256"])
+                if count != item["rows"] or not _same_sum(total, item["value_sum"]):
+                    raise ArchiveError(f"{day}: {item['key']} holds other readings")
+                table = pq.read_table(io.BytesIO(data))
+                records = list(
+                    zip(
+                        table.column("ts").to_pylist(),
+                        table.column("value").to_pylist(),
+                        table.column("device_key").to_pylist(),
+                        table.column("metric_id").to_pylist(),
+                        table.column("seq").to_pylist(),
+                        strict=True,
+                    )
+                )
+                await conn.copy_records_to_table(
+                    "readings",
+                    records=records,
+                    columns=["ts", "value", "device_key", "metric_id", "seq"],
+                )
+                restored += count
+            await conn.execute("UPDATE archived_days SET restored_at = now() WHERE day = $1", day)
+    log.info("day restored", day=day.isoformat(), readings=restored)
+    return restored
