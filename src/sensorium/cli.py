@@ -44,6 +44,11 @@ rule_app = typer.Typer(help="Manage alert rules (as the HTTP API does).", no_arg
 app.add_typer(user_app, name="user")
 app.add_typer(device_app, name="device")
 app.add_typer(rule_app, name="rule")
+archive_app = typer.Typer(
+    help="Retention: old days of readings to S3-compatible storage, and back.",
+    no_args_is_help=True,
+)
+app.add_typer(archive_app, name="archive")
 
 
 ConfigOption = Annotated[
@@ -460,6 +465,89 @@ def rule_delete(
     if not _with_tenant(config, state_dir, tenant, work):
         raise ConfigError(f"no alert rule {rule_id} in tenant {tenant!r}")
     out.print(f"deleted rule {rule_id}")
+
+
+def _on_primary(config: Path | None, state_dir: Path | None, work: Any) -> Any:
+    """Run ``work(pool, settings)`` with a small pool on the primary."""
+    from sensorium.storage import create_pool
+
+    settings = _settings(config, state_dir=state_dir)
+    url = _primary_url(settings, state_dir)
+
+    async def go() -> Any:
+        pool = await create_pool(url, min_size=1, max_size=3, command_timeout=600)
+        try:
+            return await work(pool, settings)
+        finally:
+            await pool.close()
+
+    return run_async(go)
+
+
+@archive_app.command("run")
+def archive_run(
+    retention_days: Annotated[
+        int | None, typer.Option(help="Days kept (default: the archive.retention_days setting).")
+    ] = None,
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Archive every day past the retention window now (the engine's job does it hourly
+    when archive.enabled is set)."""
+    from sensorium.archive import archive_due_days, store_of
+
+    async def work(pool: Any, settings: Settings) -> Any:
+        days = retention_days or settings.archive.retention_days
+        return await archive_due_days(pool, store_of(settings.archive), retention_days=days)
+
+    done = _on_primary(config, state_dir, work)
+    for result in done:
+        out.print(
+            f"archived {result.day}: {result.readings} readings in {result.objects} objects "
+            f"({result.manifest_key})"
+        )
+    if not done:
+        out.print("no day to archive (or none archived: see the log)")
+
+
+@archive_app.command("list")
+def archive_list(config: ConfigOption = None, state_dir: StateDirOption = None) -> None:
+    """The archived days: readings, manifest, when archived and restored."""
+
+    async def work(pool: Any, settings: Settings) -> Any:
+        return await pool.fetch(
+            "SELECT day, readings, manifest_key, archived_at, restored_at "
+            "FROM archived_days ORDER BY day"
+        )
+
+    for row in _on_primary(config, state_dir, work):
+        restored = f", restored {row['restored_at']:%Y-%m-%d %H:%M}" if row["restored_at"] else ""
+        out.print(
+            f"{row['day']}  {row['readings']} readings  {row['manifest_key']}  "
+            f"archived {row['archived_at']:%Y-%m-%d %H:%M}{restored}"
+        )
+
+
+@archive_app.command("restore")
+def archive_restore(
+    day: Annotated[str, typer.Argument(help="The UTC day, YYYY-MM-DD.")],
+    config: ConfigOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Load an archived day back into PostgreSQL, checked against its manifest."""
+    import datetime as dt
+
+    from sensorium.archive import restore_day, store_of
+
+    try:
+        when = dt.date.fromisoformat(day)
+    except ValueError:
+        raise ConfigError(f"DAY must be YYYY-MM-DD, not {day!r}") from None
+
+    async def work(pool: Any, settings: Settings) -> Any:
+        return await restore_day(pool, store_of(settings.archive), when)
+
+    out.print(f"restored {when}: {_on_primary(config, state_dir, work)} readings")
 
 
 @app.command()

@@ -36,6 +36,7 @@ from sensorium.actors import (
     WebhookSender,
 )
 from sensorium.alert_metrics import AlertCollector
+from sensorium.archive import keep_archiving, store_of
 from sensorium.config import Settings
 from sensorium.engine import Doorbell, tune_garbage_collector
 from sensorium.errors import AlreadyRunning
@@ -422,6 +423,19 @@ async def serve(
                         ),
                     ),
                     partial(_run_notifiers, notifiers),
+                    *(
+                        [
+                            partial(
+                                keep_archiving,
+                                primary,
+                                store_of(settings.archive),
+                                retention_days=settings.archive.retention_days,
+                                interval_s=settings.archive.interval_s,
+                            )
+                        ]
+                        if settings.archive.enabled
+                        else []
+                    ),
                     *(
                         [partial(_sync_credentials, primary, credentials_sink)]
                         if credentials_sink is not None

@@ -35,7 +35,14 @@ from sensorium.storage import (
     create_pool,
     write_batch,
 )
-from tests.support import StackHandle, db_fetch, fresh_database, run_trio, serve_http
+from tests.support import (
+    SENSORIUM,
+    StackHandle,
+    db_fetch,
+    fresh_database,
+    run_trio,
+    serve_http,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -236,3 +243,37 @@ def test_when_the_store_fails_or_corrupts_no_partition_is_dropped(
     assert db_fetch(url, "SELECT to_regclass($1) AS t", f"readings_{day:%Y%m%d}")[0]["t"]
     assert dict(db_fetch(url, _CHECKSUM, start)[0]) == before  # all there, untouched
     assert db_fetch(url, "SELECT count(*) AS n FROM archived_days")[0]["n"] == 0
+
+
+def test_archive_run_list_and_restore_from_the_command_line(
+    stack: StackHandle, moto_url: str
+) -> None:
+    url, day, per_day = _day_with_readings(stack, "archive_cli")
+    env = {
+        **stack.env,
+        "SENSORIUM_DATABASE__PRIMARY_URL": url,
+        "SENSORIUM_ARCHIVE__ENDPOINT_URL": moto_url,
+        "SENSORIUM_ARCHIVE__BUCKET": "from-the-cli",
+        "SENSORIUM_ARCHIVE__ACCESS_KEY_ID": "test",
+        "SENSORIUM_ARCHIVE__SECRET_ACCESS_KEY": "test",
+    }
+
+    def cli(*args: str) -> str:
+        result = subprocess.run(
+            [*SENSORIUM, "archive", *args], env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    ran = cli("run", "--retention-days", "30")
+    assert ran.strip() == (
+        f"archived {day}: {per_day} readings in 2 objects ({day:%Y/%m/%d}/manifest.json)"
+    )
+    assert cli("run", "--retention-days", "30").strip().startswith("no day to archive")
+    listed = cli("list")
+    assert listed.startswith(f"{day}  {per_day} readings  {day:%Y/%m/%d}/manifest.json")
+    assert cli("restore", str(day)).strip() == f"restored {day}: {per_day} readings"
+    assert "restored" in cli("list").split("archived", 1)[1]
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    assert db_fetch(url, _CHECKSUM, start)[0]["n"] == per_day

@@ -6,9 +6,11 @@ from sensorium.archive._archiver import (
     DayResult,
     archivable_days,
     archive_day,
+    archive_due_days,
+    keep_archiving,
     restore_day,
 )
-from sensorium.archive._store import ObjectStore, StoreOptions
+from sensorium.archive._store import ObjectStore, StoreOptions, store_of
 
 __all__ = [
     "ArchiveError",
@@ -17,5 +19,8 @@ __all__ = [
     "StoreOptions",
     "archivable_days",
     "archive_day",
+    "archive_due_days",
+    "keep_archiving",
     "restore_day",
+    "store_of",
 ]

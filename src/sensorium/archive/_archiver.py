@@ -20,12 +20,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import trio
 
 from sensorium.archive._store import ObjectStore
 from sensorium.logs import get_logger
 from sensorium.storage import Pool
 
-__all__ = ["ArchiveError", "DayResult", "archivable_days", "archive_day", "restore_day"]
+__all__ = [
+    "ArchiveError",
+    "DayResult",
+    "archivable_days",
+    "archive_day",
+    "archive_due_days",
+    "keep_archiving",
+    "restore_day",
+]
 
 log = get_logger(__name__)
 
@@ -224,3 +233,30 @@ async def restore_day(pool: Pool, store: ObjectStore, day: dt.date) -> int:
             await conn.execute("UPDATE archived_days SET restored_at = now() WHERE day = $1", day)
     log.info("day restored", day=day.isoformat(), readings=restored)
     return restored
+
+
+async def archive_due_days(
+    pool: Pool, store: ObjectStore, *, retention_days: int
+) -> list[DayResult]:
+    """Archive every day past the window, oldest first; a day that fails stays (and
+    is logged), the next is tried."""
+    today = dt.datetime.now(dt.UTC).date()
+    done = []
+    for day in await archivable_days(pool, retention_days=retention_days, today=today):
+        try:
+            done.append(await archive_day(pool, store, day))
+        except Exception as exc:
+            log.error("day not archived; it stays", day=day.isoformat(), error=str(exc))
+    return done
+
+
+async def keep_archiving(
+    pool: Pool, store: ObjectStore, *, retention_days: int, interval_s: float
+) -> None:
+    """The scheduled job of the engine; runs until cancelled."""
+    while True:
+        try:
+            await archive_due_days(pool, store, retention_days=retention_days)
+        except Exception as exc:  # the primary away: the next run tries again
+            log.warning("archive run failed", error=str(exc))
+        await trio.sleep(interval_s)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,9 @@ import trio
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-__all__ = ["ObjectStore", "StoreOptions"]
+from sensorium.config import ArchiveSettings
+
+__all__ = ["ObjectStore", "StoreOptions", "store_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,5 +77,15 @@ class ObjectStore:
         return url
 
 
-def as_file(data: bytes) -> io.BytesIO:
-    return io.BytesIO(data)
+def store_of(settings: ArchiveSettings) -> ObjectStore:
+    """The store the settings name."""
+    secret = settings.secret_access_key
+    return ObjectStore(
+        StoreOptions(
+            bucket=settings.bucket,
+            endpoint_url=settings.endpoint_url,
+            access_key_id=settings.access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            region=settings.region,
+        )
+    )

@@ -2,6 +2,7 @@
 
 from sensorium.config._settings import (
     AlertSettings,
+    ArchiveSettings,
     AuthSettings,
     DatabaseSettings,
     EngineSettings,
@@ -18,6 +19,7 @@ from sensorium.config._settings import (
 
 __all__ = [
     "AlertSettings",
+    "ArchiveSettings",
     "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",

@@ -24,6 +24,7 @@ from sensorium.errors import ConfigError
 
 __all__ = [
     "AlertSettings",
+    "ArchiveSettings",
     "AuthSettings",
     "DatabaseSettings",
     "EngineSettings",
@@ -259,6 +260,23 @@ class AlertSettings(_Section):
     )
 
 
+class ArchiveSettings(_Section):
+    """Retention: readings older than the window go to S3-compatible storage."""
+
+    enabled: bool = Field(default=False, description="Run the archive job in the engine.")
+    retention_days: int = Field(
+        default=90, ge=1, description="Days of readings kept in PostgreSQL (whole UTC days)."
+    )
+    interval_s: float = Field(default=3600.0, gt=0, description="How often the job runs.")
+    bucket: str = Field(default="sensorium-archive", description="The bucket.")
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint (MinIO: http://minio:9000); default: AWS."
+    )
+    access_key_id: str | None = Field(default=None, description="Access key id.")
+    secret_access_key: SecretStr | None = Field(default=None, description="Secret key.")
+    region: str = Field(default="us-east-1", description="Region.")
+
+
 class SmtpSettings(_Section):
     """SMTP email (used when no SendGrid API key is set)."""
 
@@ -319,6 +337,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sendgrid: SendgridSettings = Field(default_factory=SendgridSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
