@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from sensorium.stack import raise_open_file_limit
+from tests.s3_standin import moto_url  # noqa: F401 (a fixture for every test)
 from tests.saas_standins import saas  # noqa: F401 (a fixture for every test)
 from tests.smtp_standin import smtp_server  # noqa: F401 (a fixture for every test)
 from tests.support import StackHandle

@@ -52,6 +52,7 @@ from sensorium.http import (
     auth_blueprint,
     create_app,
     devices_blueprint,
+    exports_blueprint,
     ingest_blueprint,
 )
 from sensorium.ingest_metrics import IngestCollector
@@ -208,6 +209,12 @@ async def _serve_until_stopped(
         log.info("stopping: http")
         http_stop.set()
         outer.cancel_scope.deadline = trio.current_time() + settings.http.shutdown_timeout_s
+
+
+def _object_store_set(settings: Settings) -> bool:
+    """Object storage is configured: an endpoint (MinIO) or credentials (AWS)."""
+    archive = settings.archive
+    return archive.endpoint_url is not None or archive.access_key_id is not None
 
 
 def _notifiers(
@@ -403,6 +410,11 @@ async def serve(
                     accounts_blueprint(primary, guard),
                     analytics_blueprint(reads, guard),
                     alerts_blueprint(primary, guard),
+                    exports_blueprint(
+                        reads,
+                        guard,
+                        store_of(settings.archive) if _object_store_set(settings) else None,
+                    ),
                 ],
                 max_content_length=settings.ingest.max_payload_bytes,
             )

@@ -8,9 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import secrets
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from sensorium.storage import (
     create_pool,
     write_batch,
 )
+from tests.s3_standin import s3_env
 from tests.support import (
     SENSORIUM,
     StackHandle,
@@ -51,31 +50,6 @@ _CHECKSUM = """SELECT count(*) AS n, sum(value) AS total,
                       sum(hashtext(device_key || ':' || metric_id || ':' || ts || ':'
                                    || coalesce(seq, -1) || ':' || value)::int8) AS rows_hash
                FROM readings WHERE ts >= $1 AND ts < $1 + interval '1 day'"""
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto's server did not start"
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @dataclass
@@ -249,14 +223,7 @@ def test_archive_run_list_and_restore_from_the_command_line(
     stack: StackHandle, moto_url: str
 ) -> None:
     url, day, per_day = _day_with_readings(stack, "archive_cli")
-    env = {
-        **stack.env,
-        "SENSORIUM_DATABASE__PRIMARY_URL": url,
-        "SENSORIUM_ARCHIVE__ENDPOINT_URL": moto_url,
-        "SENSORIUM_ARCHIVE__BUCKET": "from-the-cli",
-        "SENSORIUM_ARCHIVE__ACCESS_KEY_ID": "test",
-        "SENSORIUM_ARCHIVE__SECRET_ACCESS_KEY": "test",
-    }
+    env = {**stack.env, "SENSORIUM_DATABASE__PRIMARY_URL": url, **s3_env(moto_url, "from-the-cli")}
 
     def cli(*args: str) -> str:
         result = subprocess.run(

@@ -17,6 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
+from tests.s3_standin import running_moto, s3_env
 from tests.support import StackHandle
 
 ADMIN = {"email": "admin@example.com", "password": "correct horse battery staple"}
@@ -46,17 +47,19 @@ def fuzzed() -> Iterator[StackHandle]:
     """A stack of its own: generated requests make tenants, users and devices, and
     hundreds of failed logins from 127.0.0.1 (allowed here, where the default would
     throttle the address for the other tests)."""
-    handle = StackHandle.create(
-        extra_env={
-            "SENSORIUM_AUTH__LOGIN_ATTEMPTS_PER_ADDRESS": "100000",
-            "SENSORIUM_AUTH__REQUESTS_PER_USER_PER_S": "10000",
-        }
-    )
-    try:
-        handle.up()
-        yield handle
-    finally:
-        handle.down("--purge")
+    with running_moto() as s3:  # exports write to object storage
+        handle = StackHandle.create(
+            extra_env={
+                "SENSORIUM_AUTH__LOGIN_ATTEMPTS_PER_ADDRESS": "100000",
+                "SENSORIUM_AUTH__REQUESTS_PER_USER_PER_S": "10000",
+                **s3_env(s3, "fuzzed-exports"),
+            }
+        )
+        try:
+            handle.up()
+            yield handle
+        finally:
+            handle.down("--purge")
 
 
 def test_no_operation_answers_5xx(fuzzed: StackHandle) -> None:

@@ -6,6 +6,7 @@ from sensorium.http._analytics import analytics_blueprint
 from sensorium.http._app import create_app
 from sensorium.http._auth import AuthApi, auth_blueprint
 from sensorium.http._devices import devices_blueprint
+from sensorium.http._exports import exports_blueprint
 from sensorium.http._guard import Guard
 from sensorium.http._health import HealthCheck
 from sensorium.http._ingest import IngestOptions, ingest_blueprint
@@ -28,6 +29,7 @@ __all__ = [
     "auth_blueprint",
     "create_app",
     "devices_blueprint",
+    "exports_blueprint",
     "ingest_blueprint",
     "problem",
 ]
