@@ -36,7 +36,12 @@ from sensorium.actors import (
     WebhookSender,
 )
 from sensorium.alert_metrics import AlertCollector
-from sensorium.archive import keep_archiving, store_of
+from sensorium.archive import (
+    ArchiveCollector,
+    ArchiveStatistics,
+    keep_archiving,
+    store_of,
+)
 from sensorium.config import Settings
 from sensorium.engine import Doorbell, tune_garbage_collector
 from sensorium.errors import AlreadyRunning
@@ -391,6 +396,8 @@ async def serve(
             notifiers = _notifiers(primary, settings, webhook_client, pipeline.alerts.bell)
             registry.register(AlertCollector(pipeline, notifiers))
             registry.register(ReplicaCollector(reads))
+            archive_statistics = ArchiveStatistics()
+            registry.register(ArchiveCollector(archive_statistics))
             app = create_app(
                 checks=checks,
                 registry=registry,
@@ -443,6 +450,7 @@ async def serve(
                                 store_of(settings.archive),
                                 retention_days=settings.archive.retention_days,
                                 interval_s=settings.archive.interval_s,
+                                statistics=archive_statistics,
                             )
                         ]
                         if settings.archive.enabled

@@ -17,13 +17,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from sensorium.archive import (
+    ArchiveCollector,
     ArchiveError,
+    ArchiveStatistics,
     ObjectStore,
     StoreOptions,
     archivable_days,
     archive_day,
+    archive_due_days,
     restore_day,
 )
 from sensorium.storage import (
@@ -244,3 +248,24 @@ def test_archive_run_list_and_restore_from_the_command_line(
     assert "restored" in cli("list").split("archived", 1)[1]
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     assert db_fetch(url, _CHECKSUM, start)[0]["n"] == per_day
+
+
+def test_the_archive_job_counts_its_runs_days_and_readings_for_metrics(
+    stack: StackHandle, moto_url: str
+) -> None:
+    url, day, per_day = _day_with_readings(stack, "archive_metrics")
+    stats = ArchiveStatistics()
+    store = _store(moto_url, "metrics")
+    done = _run(
+        url,
+        lambda pool: archive_due_days(pool, store, retention_days=30, statistics=stats),
+    )
+    assert [r.day for r in done] == [day]
+    registry = CollectorRegistry()
+    registry.register(ArchiveCollector(stats))
+    text = generate_latest(registry).decode()
+    assert "sensorium_archive_runs_total 1.0" in text
+    assert 'sensorium_archive_days_total{outcome="archived"} 1.0' in text
+    assert 'sensorium_archive_days_total{outcome="failed"} 0.0' in text
+    assert f"sensorium_archive_readings_total {float(per_day)}" in text
+    assert stats.last_success_unix > time.time() - 60

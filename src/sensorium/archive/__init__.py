@@ -3,6 +3,7 @@ and back."""
 
 from sensorium.archive._archiver import (
     ArchiveError,
+    ArchiveStatistics,
     DayResult,
     archivable_days,
     archive_day,
@@ -10,10 +11,13 @@ from sensorium.archive._archiver import (
     keep_archiving,
     restore_day,
 )
+from sensorium.archive._metrics import ArchiveCollector
 from sensorium.archive._store import ObjectStore, StoreOptions, store_of
 
 __all__ = [
+    "ArchiveCollector",
     "ArchiveError",
+    "ArchiveStatistics",
     "DayResult",
     "ObjectStore",
     "StoreOptions",

@@ -28,6 +28,7 @@ from sensorium.storage import Pool
 
 __all__ = [
     "ArchiveError",
+    "ArchiveStatistics",
     "DayResult",
     "archivable_days",
     "archive_day",
@@ -54,6 +55,17 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 class ArchiveError(Exception):
     """A day was not archived (or restored); its data stays where it was."""
+
+
+@dataclass(slots=True)
+class ArchiveStatistics:
+    """What the engine's archive job did since it started (for metrics)."""
+
+    runs: int = 0
+    days_archived: int = 0
+    days_failed: int = 0
+    readings_archived: int = 0
+    last_success_unix: float = 0.0  # when a run last ended without a failed day
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,27 +248,49 @@ async def restore_day(pool: Pool, store: ObjectStore, day: dt.date) -> int:
 
 
 async def archive_due_days(
-    pool: Pool, store: ObjectStore, *, retention_days: int
+    pool: Pool,
+    store: ObjectStore,
+    *,
+    retention_days: int,
+    statistics: ArchiveStatistics | None = None,
 ) -> list[DayResult]:
     """Archive every day past the window, oldest first; a day that fails stays (and
     is logged), the next is tried."""
+    stats = statistics or ArchiveStatistics()
     today = dt.datetime.now(dt.UTC).date()
     done = []
+    failed = 0
     for day in await archivable_days(pool, retention_days=retention_days, today=today):
         try:
-            done.append(await archive_day(pool, store, day))
+            result = await archive_day(pool, store, day)
         except Exception as exc:
+            failed += 1
             log.error("day not archived; it stays", day=day.isoformat(), error=str(exc))
+            continue
+        done.append(result)
+        stats.days_archived += 1
+        stats.readings_archived += result.readings
+    stats.runs += 1
+    stats.days_failed += failed
+    if not failed:
+        stats.last_success_unix = dt.datetime.now(dt.UTC).timestamp()
     return done
 
 
 async def keep_archiving(
-    pool: Pool, store: ObjectStore, *, retention_days: int, interval_s: float
+    pool: Pool,
+    store: ObjectStore,
+    *,
+    retention_days: int,
+    interval_s: float,
+    statistics: ArchiveStatistics,
 ) -> None:
     """The scheduled job of the engine; runs until cancelled."""
     while True:
         try:
-            await archive_due_days(pool, store, retention_days=retention_days)
+            await archive_due_days(
+                pool, store, retention_days=retention_days, statistics=statistics
+            )
         except Exception as exc:  # the primary away: the next run tries again
             log.warning("archive run failed", error=str(exc))
         await trio.sleep(interval_s)
