@@ -49,7 +49,7 @@ def test_promtool_accepts_the_scrape_config_and_the_rules() -> None:
     assert "SUCCESS" in config.stdout + config.stderr
     rules = _promtool("check", "rules", "rules.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 7 rules found" in rules.stdout + rules.stderr
+    assert "SUCCESS: 8 rules found" in rules.stdout + rules.stderr
 
 
 def test_every_alert_fires_on_its_series_and_not_on_a_healthy_one() -> None:

@@ -54,7 +54,7 @@ def test_prometheus_scrapes_the_stack_and_a_rule_fires(watched: tuple[StackHandl
     [target] = _prometheus(prometheus, "targets")["activeTargets"]
     assert target["scrapeUrl"] == f"{stack.http_url}/metrics"
     rules = {r["name"] for g in _prometheus(prometheus, "rules")["groups"] for r in g["rules"]}
-    assert "SensoriumNotificationsFailing" in rules and len(rules) == 7
+    assert "SensoriumNotificationsFailing" in rules and len(rules) == 8
 
     # A webhook that is gone (410): the notification fails for good.
     device = stack.create_device("watched-freezer")
