@@ -612,7 +612,9 @@ def _sizes(text: str | None, option: str) -> tuple[int, ...] | None:
 
 @app.command()
 def bench(
-    suite: Annotated[str, typer.Argument(help="ingest, writer, actors, scale, query, alerts.")],
+    suite: Annotated[
+        str, typer.Argument(help="ingest, writer, actors, scale, query, alerts, archive.")
+    ],
     devices: Annotated[
         int | None, typer.Option(help="ingest, writer: simulated devices (2000); query: 200.")
     ] = None,
@@ -672,9 +674,9 @@ def bench(
     )
     from sensorium.stack import raise_open_file_limit
 
-    if suite not in ("ingest", "writer", "actors", "scale", "query", "alerts"):
+    if suite not in ("ingest", "writer", "actors", "scale", "query", "alerts", "archive"):
         raise ConfigError(
-            f"unknown bench suite {suite!r}: ingest, writer, actors, scale, query, alerts"
+            f"unknown bench suite {suite!r}: ingest, writer, actors, scale, query, alerts, archive"
         )
     if transport not in ("mqtt", "http"):
         raise ConfigError("--transport must be mqtt or http")

@@ -95,6 +95,20 @@ def test_bench_alerts_times_alert_emails_beside_a_direct_send(tmp_path: Path) ->
     assert "SMTP receipt" in result.stdout
 
 
+def test_bench_archive_compares_ingest_with_and_without_dropping_an_old_day(
+    tmp_path: Path,
+) -> None:
+    result, report = _bench(tmp_path, "archive", "--devices", "20", "--messages", "5")
+    runs = report["runs"]
+    assert set(runs) == {"undisturbed", "while dropping the old day"}
+    for run in runs.values():
+        assert run["readings_committed"] == 20 * 5 * 3
+        assert run["latency_s"]["p99"] >= run["latency_s"]["p50"] > 0
+        assert run["latency_max_s"] >= run["latency_s"]["p99"]
+    assert report["detach_and_drop_s"] > 0  # it did happen
+    assert "while dropping the old day" in result.stdout
+
+
 def test_bench_writer_reports_the_writer_beside_asyncpg(tmp_path: Path) -> None:
     result, report = _bench(
         tmp_path, "writer", "--devices", "50", "--messages", "10", "--plot", str(tmp_path / "w.png")

@@ -165,6 +165,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         )
     if report.get("suite") == "alerts":
         _print_alerts(report, console)
+    if report.get("suite") == "archive":
+        _print_archive(report, console)
     if report.get("suite") == "scale":
         _print_scale(report, console)
     if "sizes" in report:
@@ -287,3 +289,27 @@ def _print_alerts(report: dict[str, Any], console: Console) -> None:
         f"p99 {report['ratio_p99']:.1f}x the direct send; goal p99 < 1000 ms: "
         + ("met" if report["goal"]["met"] else "NOT met")
     )
+
+
+def _print_archive(report: dict[str, Any], console: Console) -> None:
+    options = report["options"]
+    table = Table(
+        title=(
+            f"archive: ingest of {options['devices']} devices at {options['rate']:,.0f} "
+            f"messages/s, and while an old day of {options['old_readings']:,} readings is "
+            f"detached concurrently and dropped ({report['detach_and_drop_s']:.2f} s)"
+        )
+    )
+    for column in ("run", "p50 ms", "p99 ms", "max ms", "longest stall ms", "readings/s"):
+        table.add_column(column, justify="right")
+    for name, run in report["runs"].items():
+        latency = run["latency_s"]
+        table.add_row(
+            name,
+            f"{latency.get('p50', 0) * 1000:.0f}",
+            f"{latency.get('p99', 0) * 1000:.0f}",
+            f"{run['latency_max_s'] * 1000:.0f}",
+            f"{run['longest_stall_s'] * 1000:.0f}",
+            f"{run['readings_per_s']:,.0f}",
+        )
+    console.print(table)

@@ -16,6 +16,7 @@ from rich.progress import Progress as ProgressBar
 
 from sensorium.bench._actors_memory import measure_actor_memory
 from sensorium.bench._alerts import AlertBenchOptions, run_alerts_bench
+from sensorium.bench._archive_stall import ArchiveStallOptions, run_archive_stall_bench
 from sensorium.bench._ingest import IngestBenchOptions, run_ingest_bench
 from sensorium.bench._query import run_query_bench
 from sensorium.bench._scale import FULL_SCALE, ScaleOptions, run_scale_bench
@@ -23,7 +24,7 @@ from sensorium.bench._writer_suite import run_writer_bench
 
 __all__ = ["SUITES", "SuiteOptions", "run_suite"]
 
-SUITES = ("ingest", "writer", "actors", "scale", "query", "alerts")
+SUITES = ("ingest", "writer", "actors", "scale", "query", "alerts", "archive")
 DEFAULT_ACTORS = (10_000, 100_000)
 FULL_ACTORS = (10_000, 100_000, 1_000_000)
 
@@ -113,6 +114,13 @@ def run_suite(suite: str, options: SuiteOptions, console: Console) -> dict[str, 
                 probe_seconds=options.probe_seconds,
             )
             return trio.run(_with_asyncio, lambda: run_alerts_bench(alerts, say=say))
+        if suite == "archive":
+            stall = ArchiveStallOptions(
+                devices=options.ingest.devices,
+                messages=options.ingest.messages,
+                rate=options.ingest.rate or 2000.0,
+            )
+            return trio.run(_with_asyncio, lambda: run_archive_stall_bench(stall, say=say))
         if suite == "scale":
             scale = options.scale or (FULL_SCALE if options.full else ScaleOptions())
             return trio.run(
