@@ -6,16 +6,21 @@ partition is touched; then the partition is detached concurrently (ingest goes o
 counted once more (a late reading that landed meanwhile keeps it: it is attached back,
 nothing dropped), and only then dropped. `restore_day` loads a day back and checks it
 the same way.
+
+A day is streamed, never held in memory: each tenant's readings go from a server-side
+cursor into a Parquet file on local disk, row group by row group, which is uploaded in
+parts; reading back downloads to a file and checks it batch by batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -99,31 +104,83 @@ async def archivable_days(pool: Pool, *, retention_days: int, today: dt.date) ->
     return [day for day in days if day < first_kept]
 
 
-def _parquet(rows: list[Any]) -> bytes:
-    columns = list(zip(*[tuple(r) for r in rows], strict=True)) if rows else [()] * 8
-    table = pa.table(
+_CHUNK = 100_000  # rows per Parquet row group (and per COPY when restoring)
+_TENANT_ROWS = """
+SELECT r.device_key, d.id AS device_id, r.metric_id, m.name AS metric, r.ts, r.value, r.seq
+FROM {partition} r LEFT JOIN devices d ON d.key = r.device_key
+LEFT JOIN metrics m ON m.id = r.metric_id
+WHERE coalesce(d.tenant_id, 0) = $1
+"""
+# Per tenant: readings and their sum, from the database itself (the export is checked
+# against these, not against its own counting).
+_TENANT_TOTALS = """
+SELECT coalesce(d.tenant_id, 0) AS tenant_id, sum(x.n)::int8 AS n, sum(x.total) AS total
+FROM (SELECT device_key, count(*) AS n, sum(value) AS total FROM {partition}
+      GROUP BY device_key) x
+LEFT JOIN devices d ON d.key = x.device_key
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def _table(rows: list[Any]) -> pa.Table:
+    columns = list(zip(*[tuple(r) for r in rows], strict=True))
+    return pa.table(
         {
-            "device_key": pa.array(columns[1], pa.int32()),
-            "device_id": pa.array(columns[2], pa.string()),
-            "metric_id": pa.array(columns[3], pa.int16()),
-            "metric": pa.array(columns[4], pa.string()),
-            "ts": pa.array(columns[5], pa.timestamp("us", tz="UTC")),
-            "value": pa.array(columns[6], pa.float64()),
-            "seq": pa.array(columns[7], pa.int64()),
+            "device_key": pa.array(columns[0], pa.int32()),
+            "device_id": pa.array(columns[1], pa.string()),
+            "metric_id": pa.array(columns[2], pa.int16()),
+            "metric": pa.array(columns[3], pa.string()),
+            "ts": pa.array(columns[4], pa.timestamp("us", tz="UTC")),
+            "value": pa.array(columns[5], pa.float64()),
+            "seq": pa.array(columns[6], pa.int64()),
         },
         schema=_SCHEMA,
     )
-    out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd")
-    return out.getvalue()
 
 
-def _read_back(data: bytes, expected_sha256: str) -> tuple[int, float]:
-    if hashlib.sha256(data).hexdigest() != expected_sha256:
-        raise ArchiveError("an object read back differs from what was written (SHA-256)")
-    table = pq.read_table(io.BytesIO(data))
-    values = table.column("value").to_pylist()
-    return table.num_rows, math.fsum(values)
+async def _stream_to_parquet(conn: Any, sql: str, tenant_id: int, path: str) -> None:
+    """(asyncio, on the raw connection) One tenant's readings into a Parquet file."""
+    writer = pq.ParquetWriter(path, _SCHEMA, compression="zstd")
+    try:
+        async with conn.transaction():
+            chunk: list[Any] = []
+            async for record in conn.cursor(sql, tenant_id, prefetch=10_000):
+                chunk.append(record)
+                if len(chunk) >= _CHUNK:
+                    writer.write_table(_table(chunk))
+                    chunk = []
+            if chunk:
+                writer.write_table(_table(chunk))
+    finally:
+        writer.close()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _count_and_sum(path: Path) -> tuple[int, float]:
+    count = 0
+    partials = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=_CHUNK, columns=["value"]):
+        count += batch.num_rows
+        partials.append(math.fsum(batch.column(0).to_pylist()))
+    return count, math.fsum(partials)
+
+
+def _checked(path: Path, item: dict[str, Any]) -> None:
+    """The file read back is the one written, and holds what the database held."""
+    if _sha256(path) != item["sha256"]:
+        raise ArchiveError(
+            f"{item['key']}: the object read back differs from what was written (SHA-256)"
+        )
+    count, total = _count_and_sum(path)
+    if count != item["rows"] or not _same_sum(total, item["value_sum"]):
+        raise ArchiveError(f"{item['key']}: read back holds other readings")
 
 
 async def _fetch(store: ObjectStore, key: str) -> bytes:
@@ -133,43 +190,54 @@ async def _fetch(store: ObjectStore, key: str) -> bytes:
         raise ArchiveError(f"{key} could not be read back: {exc}") from exc
 
 
+async def _fetch_file(store: ObjectStore, key: str, path: Path) -> None:
+    try:
+        await store.get_file(key, path)
+    except Exception as exc:
+        raise ArchiveError(f"{key} could not be read back: {exc}") from exc
+
+
 async def archive_day(pool: Pool, store: ObjectStore, day: dt.date) -> DayResult:
     """Export, verify, detach, drop one day; raises ArchiveError (nothing dropped) when
     any step does not check out."""
     partition = _partition(day)
-    rows = await pool.fetch(
-        f"""SELECT coalesce(d.tenant_id, 0) AS tenant_id, r.device_key, d.id AS device_id,
-                   r.metric_id, m.name AS metric, r.ts, r.value, r.seq
-            FROM {partition} r LEFT JOIN devices d ON d.key = r.device_key
-            LEFT JOIN metrics m ON m.id = r.metric_id
-            ORDER BY 1, r.device_key, r.metric_id, r.ts""",
-        timeout=600,
-    )
-    by_tenant: dict[int, list[Any]] = {}
-    for row in rows:
-        by_tenant.setdefault(row["tenant_id"], []).append(row)
+    totals = await pool.fetch(_TENANT_TOTALS.format(partition=partition), timeout=3600)
+    readings = sum(row["n"] for row in totals)
     manifest: dict[str, Any] = {"day": day.isoformat(), "partition": partition,
-                                "readings": len(rows), "objects": []}  # fmt: skip
+                                "readings": readings, "objects": []}  # fmt: skip
     await store.ensure_bucket()
-    for tenant_id, tenant_rows in sorted(by_tenant.items()):
-        data = _parquet(tenant_rows)
-        key = f"{_prefix(day)}/{tenant_id}.parquet"
-        manifest["objects"].append({
-            "key": key, "tenant_id": tenant_id, "rows": len(tenant_rows),
-            "value_sum": math.fsum(r["value"] for r in tenant_rows),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        })  # fmt: skip
-        await store.put(key, data)
-    manifest_key = f"{_prefix(day)}/manifest.json"
-    await store.put(manifest_key, json.dumps(manifest, indent=2).encode())
-    # Read everything back: the manifest, then each object against it and the database.
-    stored = json.loads(await _fetch(store, manifest_key))
-    if stored != manifest:
-        raise ArchiveError(f"{day}: the manifest read back differs from what was written")
-    for item in manifest["objects"]:
-        count, total = _read_back(await _fetch(store, item["key"]), item["sha256"])
-        if count != item["rows"] or not _same_sum(total, item["value_sum"]):
-            raise ArchiveError(f"{day}: {item['key']} read back holds other readings")
+    with tempfile.TemporaryDirectory(prefix="sensorium-archive-") as folder:
+        for row in totals:
+            tenant_id = row["tenant_id"]
+            path = Path(folder) / f"{tenant_id}.parquet"
+            async with pool.acquire() as conn:
+                await conn.run(
+                    _stream_to_parquet,
+                    _TENANT_ROWS.format(partition=partition),
+                    tenant_id,
+                    str(path),
+                )
+            item = {"key": f"{_prefix(day)}/{tenant_id}.parquet", "tenant_id": tenant_id,
+                    "rows": row["n"], "value_sum": float(row["total"] or 0.0),
+                    "sha256": await trio.to_thread.run_sync(_sha256, path)}  # fmt: skip
+            # The file holds what the database said, before it leaves.
+            count, total = await trio.to_thread.run_sync(_count_and_sum, path)
+            if count != item["rows"] or not _same_sum(total, item["value_sum"]):
+                raise ArchiveError(f"{day}: tenant {tenant_id}'s export is not what was read")
+            await store.put_file(item["key"], path)
+            manifest["objects"].append(item)
+            path.unlink()
+        manifest_key = f"{_prefix(day)}/manifest.json"
+        await store.put(manifest_key, json.dumps(manifest, indent=2).encode())
+        # Read everything back: the manifest, then each object against it.
+        stored = json.loads(await _fetch(store, manifest_key))
+        if stored != manifest:
+            raise ArchiveError(f"{day}: the manifest read back differs from what was written")
+        for item in manifest["objects"]:
+            path = Path(folder) / "read-back.parquet"
+            await _fetch_file(store, item["key"], path)
+            await trio.to_thread.run_sync(_checked, path, item)
+            path.unlink()
     # Only now touch the partition: out of `readings` without blocking ingest, then
     # counted once more; a late reading that landed after the export keeps it.
     held = f"archived_{partition}"
@@ -177,9 +245,8 @@ async def archive_day(pool: Pool, store: ObjectStore, day: dt.date) -> DayResult
     await pool.execute(f"ALTER TABLE {partition} RENAME TO {held}")
     check = await pool.fetchrow(f"SELECT count(*) AS n, sum(value) AS total FROM {held}")
     assert check is not None
-    if check["n"] != len(rows) or not _same_sum(check["total"] or 0.0, sum(
-        item["value_sum"] for item in manifest["objects"]
-    )):  # fmt: skip
+    exported_sum = math.fsum(item["value_sum"] for item in manifest["objects"])
+    if check["n"] != readings or not _same_sum(check["total"] or 0.0, exported_sum):
         await _put_back(pool, held, day)
         raise ArchiveError(f"{day}: readings arrived during the export; the day stays")
     async with pool.acquire() as conn, conn.transaction():
@@ -189,11 +256,11 @@ async def archive_day(pool: Pool, store: ObjectStore, day: dt.date) -> DayResult
                ON CONFLICT (day) DO UPDATE SET readings = archived_days.readings
                    + excluded.readings, archived_at = now()""",
             day,
-            len(rows),
+            readings,
             manifest_key,
         )
-    log.info("day archived", day=day.isoformat(), readings=len(rows), objects=len(by_tenant))
-    return DayResult(day, len(rows), len(by_tenant), manifest_key)
+    log.info("day archived", day=day.isoformat(), readings=readings, objects=len(totals))
+    return DayResult(day, readings, len(totals), manifest_key)
 
 
 async def _put_back(pool: Pool, held: str, day: dt.date) -> None:
@@ -217,32 +284,29 @@ async def restore_day(pool: Pool, store: ObjectStore, day: dt.date) -> int:
     """Load an archived day back into `readings`, checked against its manifest."""
     manifest = json.loads(await _fetch(store, f"{_prefix(day)}/manifest.json"))
     restored = 0
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT ensure_readings_partitions($1, $1)", day)
-        async with conn.transaction():
-            for item in manifest["objects"]:
-                data = await _fetch(store, item["key"])
-                count, total = _read_back(data, item["sha256"])
-                if count != item["rows"] or not _same_sum(total, item["value_sum"]):
-                    raise ArchiveError(f"{day}: {item['key']} holds other readings")
-                table = pq.read_table(io.BytesIO(data))
-                records = list(
-                    zip(
-                        table.column("ts").to_pylist(),
-                        table.column("value").to_pylist(),
-                        table.column("device_key").to_pylist(),
-                        table.column("metric_id").to_pylist(),
-                        table.column("seq").to_pylist(),
-                        strict=True,
-                    )
+    with tempfile.TemporaryDirectory(prefix="sensorium-restore-") as folder:
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT ensure_readings_partitions($1, $1)", day)
+            async with conn.transaction():
+                for item in manifest["objects"]:
+                    path = Path(folder) / "object.parquet"
+                    await _fetch_file(store, item["key"], path)
+                    await trio.to_thread.run_sync(_checked, path, item)
+                    columns = ["ts", "value", "device_key", "metric_id", "seq"]
+                    for batch in pq.ParquetFile(path).iter_batches(
+                        batch_size=_CHUNK, columns=columns
+                    ):
+                        records = list(
+                            zip(*(batch.column(i).to_pylist() for i in range(5)), strict=True)
+                        )
+                        await conn.copy_records_to_table(
+                            "readings", records=records, columns=columns
+                        )
+                        restored += len(records)
+                    path.unlink()
+                await conn.execute(
+                    "UPDATE archived_days SET restored_at = now() WHERE day = $1", day
                 )
-                await conn.copy_records_to_table(
-                    "readings",
-                    records=records,
-                    columns=["ts", "value", "device_key", "metric_id", "seq"],
-                )
-                restored += count
-            await conn.execute("UPDATE archived_days SET restored_at = now() WHERE day = $1", day)
     log.info("day restored", day=day.isoformat(), readings=restored)
     return restored
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -50,6 +51,13 @@ class ObjectStore:
 
     async def put(self, key: str, data: bytes) -> None:
         await self._call("put_object", Bucket=self.bucket, Key=key, Body=data)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Upload a file (in parts when it is large)."""
+        await self._call("upload_file", Filename=str(path), Bucket=self.bucket, Key=key)
+
+    async def get_file(self, key: str, path: Path) -> None:
+        await self._call("download_file", Bucket=self.bucket, Key=key, Filename=str(path))
 
     async def get(self, key: str) -> bytes:
         answer = await self._call("get_object", Bucket=self.bucket, Key=key)
