@@ -194,7 +194,28 @@ def test_a_day_is_exported_verified_dropped_and_restored_equal(
     today_start = dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)
     assert db_fetch(url, _CHECKSUM, today_start)[0]["n"] > 0  # inside the window: kept
 
+    # A late reading for the archived day: a new partition, which is not archived alone
+    # (that would replace the day's objects); restoring makes the day whole again.
+    late = int(start.timestamp() * 1_000_000) + 7_000_000
+
+    async def write_late() -> None:
+        conn = await connect(url)
+        try:
+            await conn.execute("SELECT ensure_readings_partitions($1, $1)", day)
+            batch = ReadingBatch(batch_id=secrets.randbits(63))
+            batch.add_rows([(1, 1, late, 99.5, None)])
+            await conn.run(write_batch, batch, timeout=30)
+        finally:
+            await conn.close()
+
+    run_trio(write_late)
+    with pytest.raises(Exception) as refused:
+        _run(url, archive_day, store, day)
+    assert any("archived already" in str(e) for e in _leaves(refused.value))
+    assert db_fetch(url, _CHECKSUM, start)[0]["n"] == 1
     assert _run(url, restore_day, store, day) == 3000
+    assert db_fetch(url, _CHECKSUM, start)[0]["n"] == 3001
+    db_fetch(url, "DELETE FROM readings WHERE ts = to_timestamp($1 / 1e6)", late)
     after = dict(db_fetch(url, _CHECKSUM, start)[0])
     # Every row back, exactly (a hash over each row's every field); the float sum in
     # another order.

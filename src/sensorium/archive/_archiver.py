@@ -201,6 +201,14 @@ async def archive_day(pool: Pool, store: ObjectStore, day: dt.date) -> DayResult
     """Export, verify, detach, drop one day; raises ArchiveError (nothing dropped) when
     any step does not check out."""
     partition = _partition(day)
+    if await pool.fetchval("SELECT restored_at IS NULL FROM archived_days WHERE day = $1", day):
+        # Late readings made a new partition for a day already in the store: archiving
+        # them alone would replace the day's objects. Restore first (the day is then
+        # whole in the database), then archive again.
+        raise ArchiveError(
+            f"{day} is archived already and has new readings: restore it first "
+            f"(sensorium archive restore {day}), then archive it again"
+        )
     totals = await pool.fetch(_TENANT_TOTALS.format(partition=partition), timeout=3600)
     readings = sum(row["n"] for row in totals)
     manifest: dict[str, Any] = {"day": day.isoformat(), "partition": partition,
