@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from typing import Any
 
 import trio
 
@@ -17,6 +18,7 @@ from sensorium.actors._notifier import Outcome
 from sensorium.actors._sms import TwilioSender
 from sensorium.storage import (
     AlertTransition,
+    Connection,
     Notification,
     connect,
     create_alert_rule,
@@ -39,6 +41,16 @@ def _notification(channel: str, to: str) -> Notification:
     return Notification(
         id=1, event_id=uuid.uuid4(), channel=channel, recipient=to,
         payload=json.dumps(payload), secret=None, attempts=0,
+    )  # fmt: skip
+
+
+async def _power_rule(conn: Connection, tenant: str, channels: list[dict[str, str]]) -> Any:
+    """A tenant-wide rule (power > 1, critical) notifying ``channels``."""
+    return await create_alert_rule(
+        conn, tenant_id=await ensure_tenant(conn, tenant),
+        rule={"name": "r", "scope": {"tenant": True}, "metric": "power",
+              "condition": {"op": ">", "threshold": 1}, "severity": "critical",
+              "channels": channels},
     )  # fmt: skip
 
 
@@ -107,13 +119,7 @@ def test_a_30_second_twilio_outage_delays_every_sms_and_loses_or_doubles_none(
     async def go() -> float:
         conn = await connect(url)
         try:
-            tenant = await ensure_tenant(conn, "outage")
-            rule = await create_alert_rule(
-                conn, tenant_id=tenant,
-                rule={"name": "r", "scope": {"tenant": True}, "metric": "power",
-                      "condition": {"op": ">", "threshold": 1}, "severity": "critical",
-                      "channels": sms},
-            )  # fmt: skip
+            rule = await _power_rule(conn, "outage", sms)
             await record_alert_transitions(
                 conn,
                 [_opening(rule.id, sms, key) for key in range(1, 6)],
@@ -163,13 +169,7 @@ def test_a_storm_gives_each_recipient_digests_within_its_rate(
         conn = await connect(url)
         pool = await create_pool(url, min_size=1, max_size=4)
         try:
-            tenant = await ensure_tenant(conn, "storm")
-            rule = await create_alert_rule(
-                conn, tenant_id=tenant,
-                rule={"name": "storm", "scope": {"tenant": True}, "metric": "power",
-                      "condition": {"op": ">", "threshold": 1}, "severity": "critical",
-                      "channels": sms},
-            )  # fmt: skip
+            rule = await _power_rule(conn, "storm", sms)
             notifier = Notifier(pool, "sms", _twilio(saas), NotifierOptions(recipient_rate=rate))
             delivered = []
             for wave in (range(1, 41), range(41, 71), range(71, 81)):
@@ -247,13 +247,7 @@ def test_a_notification_cut_short_by_a_crash_goes_again_alone_never_in_a_digest(
         conn = await connect(url)
         pool = await create_pool(url, min_size=1, max_size=4)
         try:
-            tenant = await ensure_tenant(conn, "cut")
-            rule = await create_alert_rule(
-                conn, tenant_id=tenant,
-                rule={"name": "r", "scope": {"tenant": True}, "metric": "power",
-                      "condition": {"op": ">", "threshold": 1}, "severity": "critical",
-                      "channels": sms},
-            )  # fmt: skip
+            rule = await _power_rule(conn, "cut", sms)
             await record_alert_transitions(
                 conn, [_opening(rule.id, sms, key) for key in range(1, 4)]
             )

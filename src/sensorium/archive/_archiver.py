@@ -276,10 +276,10 @@ async def _put_back(pool: Pool, held: str, day: dt.date) -> None:
     a new partition for the day meanwhile) its rows copied into it."""
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     try:
+        end = start + dt.timedelta(days=1)
         await pool.execute(
-            f"ALTER TABLE readings ATTACH PARTITION {held} FOR VALUES FROM ($1) TO ($2)".replace(
-                "$1", f"'{start.isoformat()}'"
-            ).replace("$2", f"'{(start + dt.timedelta(days=1)).isoformat()}'")
+            f"ALTER TABLE readings ATTACH PARTITION {held} "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
         )
         await pool.execute(f"ALTER TABLE {held} RENAME TO {_partition(day)}")
     except Exception:
