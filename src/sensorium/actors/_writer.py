@@ -182,8 +182,8 @@ class Writer:
             await trio.sleep(3600)
 
     async def _build(self) -> tuple[ReadingBatch, list[Receipt], bool] | None:
-        """The next batch: full, or old enough, once the committer is free (while it is
-        busy, the batch keeps growing, up to batch_rows_max). None when the queue is
+        """The next batch: full, or old enough, once a commit slot is free (while both
+        are busy, the batch keeps growing, up to batch_rows_max). None when the queue is
         closed and drained."""
         first = await self._next(deadline=None)
         if first is _END:
@@ -194,20 +194,27 @@ class Writer:
         self._counters.batch_started = batch.started
         self._add(batch, receipts, first)
         deadline = trio.current_time() + self._batch_age_s
-        taken = 0
         while True:
-            if batch.count >= self._batch_rows and not self._may_grow(batch.count):
+            full = batch.count >= self._batch_rows
+            if full and not self._may_grow(batch.count):
                 break
-            taken += 1
-            if taken % _YIELD_EVERY == 0:
+            taken = self._take_queued(
+                batch, receipts, limit=self._batch_rows_max if full else self._batch_rows
+            )
+            if taken is None:
+                return batch, receipts, True
+            if taken == _YIELD_EVERY:
                 # Taking queued requests never blocks while they keep coming: let the
                 # rest of the process run now and then (the committer's replies from
                 # PostgreSQL, the MQTT reader, HTTP), not once per 20,000 rows.
                 await trio.lowlevel.checkpoint()
+                continue
+            if taken:
+                continue  # the batch reached its limit: is it full, may it grow?
             request = await self._next(deadline=deadline)
             if request is None:
                 if len(self._commits) < _COMMITS_AT_ONCE:
-                    break  # old enough, and the committer can take it now
+                    break  # old enough, and a commit slot can take it now
                 deadline = trio.current_time() + 0.002
                 continue
             if request is _END:
@@ -215,6 +222,26 @@ class Writer:
             assert isinstance(request, WriteRequest)
             self._add(batch, receipts, request)
         return batch, receipts, False
+
+    def _take_queued(
+        self, batch: ReadingBatch, receipts: list[Receipt], *, limit: int
+    ) -> int | None:
+        """Add queued requests to ``batch`` without waiting, until it holds ``limit``
+        rows, the queue is empty or `_YIELD_EVERY` were taken. How many were taken;
+        None when the queue is closed and drained. The per-request path of the whole
+        engine: every reading passes here, so it does no more than it must."""
+        receive = self._receive.receive_nowait
+        add = self._add
+        taken = 0
+        try:
+            while taken < _YIELD_EVERY and batch.count < limit:
+                add(batch, receipts, receive())
+                taken += 1
+        except trio.WouldBlock:
+            pass
+        except trio.EndOfChannel:
+            return None
+        return taken
 
     def _may_grow(self, rows: int) -> bool:
         """May a full batch keep growing? While every commit slot is busy it could only
@@ -285,12 +312,14 @@ class Writer:
                 return _END
         return None
 
-    def _add(self, batch: ReadingBatch, receipts: list[Receipt], request: WriteRequest) -> None:
+    @staticmethod
+    def _add(batch: ReadingBatch, receipts: list[Receipt], request: WriteRequest) -> None:
         if request.rows:
             batch.add_rows(request.rows)
         if request.dead_letter is not None:
             batch.dead_letters.append(request.dead_letter)
-        receipts.extend(request.receipts)
+        if request.receipts:
+            receipts.extend(request.receipts)
 
     async def _commit(self, batch: ReadingBatch) -> None:
         started = trio.current_time()

@@ -63,8 +63,10 @@ async def _old_day(url: str, readings: int) -> dt.date:
         for first in range(0, readings, 200_000):
             batch = ReadingBatch(batch_id=secrets.randbits(63))
             batch.add_rows(
-                (1 + i % 1000, metric, start_us + i * 40_000, float(i % 97), i)
-                for i in range(first, min(first + 200_000, readings))
+                [
+                    (1 + i % 1000, metric, start_us + i * 40_000, float(i % 97), i)
+                    for i in range(first, min(first + 200_000, readings))
+                ]
             )
             await conn.run(write_batch, batch, timeout=600)
     finally:

@@ -14,7 +14,7 @@ import trio
 
 from sensorium.actors import Writer, WriteRequest
 from sensorium.engine import tune_garbage_collector
-from sensorium.storage import connect, create_pool
+from sensorium.storage import Connection, Pool, connect, create_pool
 
 __all__ = [
     "WRITER_BATCH_ROWS",
@@ -75,15 +75,9 @@ async def asyncpg_copy_batched(
     ``batch_rows`` rows as the writer must (it acknowledges only what is committed):
     the same table, partitions, index and commit size, without the writer's work."""
     records = records_of([(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows])
-    days = {(ts + shift_us) // 86_400_000_000 for _, _, ts, _, _ in rows}
     conn = await connect(url, command_timeout=600)
     try:
-        epoch_day = dt.date(1970, 1, 1)
-        await conn.execute(
-            "SELECT ensure_readings_partitions($1, $2)",
-            epoch_day + dt.timedelta(days=min(days)),
-            epoch_day + dt.timedelta(days=max(days)),
-        )
+        await _ensure_partitions(conn, [ts + shift_us for _, _, ts, _, _ in rows])
         started = time.perf_counter()
         for index in range(0, len(records), batch_rows):
             async with conn.transaction():
@@ -96,6 +90,16 @@ async def asyncpg_copy_batched(
     finally:
         await conn.close()
     return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
+
+
+async def _ensure_partitions(db: Connection | Pool, stamps_us: list[int]) -> None:
+    days = {ts // 86_400_000_000 for ts in stamps_us}
+    epoch_day = dt.date(1970, 1, 1)
+    await db.execute(
+        "SELECT ensure_readings_partitions($1, $2)",
+        epoch_day + dt.timedelta(days=min(days)),
+        epoch_day + dt.timedelta(days=max(days)),
+    )
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -157,7 +161,8 @@ async def writer_alone(
     """The engine's writer on the same rows (shifted to other timestamps), fed in
     message-sized requests as the device actors feed it."""
     tune_garbage_collector()  # as the engine does
-    pool = await create_pool(url, min_size=1, max_size=2, command_timeout=600)
+    # Both connections open before timing, as in a running engine.
+    pool = await create_pool(url, min_size=2, max_size=2, command_timeout=600)
     writer = Writer(
         pool,
         batch_rows=WRITER_BATCH_ROWS,
@@ -166,13 +171,21 @@ async def writer_alone(
         queue_size=1024,
     )
     shifted = [(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows]
+    # The device actors' requests, one per message, made before timing starts as the
+    # records handed to asyncpg are: what is timed is what the writer does with them.
     chunk = 3
+    requests = [
+        WriteRequest(rows=shifted[index : index + chunk]) for index in range(0, len(shifted), chunk)
+    ]
     try:
+        # As for the batched COPY: the days' partitions exist before timing starts (the
+        # engine creates them ahead of the clock; the writer checks they exist).
+        await _ensure_partitions(pool, [ts for _, _, ts, _, _ in shifted])
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             started = time.perf_counter()
-            for index in range(0, len(shifted), chunk):
-                await writer.submit(WriteRequest(rows=shifted[index : index + chunk]))
+            for request in requests:
+                await writer.submit(request)
             writer.close()
         seconds = time.perf_counter() - started
     finally:

@@ -77,7 +77,7 @@ async def _load_month(url: str, keys: list[int], metric_id: int, end_us: int, sa
                     ts = day_start_us + minute * _MINUTE_US
                     at = minute * len(keys)
                     batch.add_rows(
-                        (key, metric_id, ts, values[at + i], None) for i, key in enumerate(keys)
+                        [(key, metric_id, ts, values[at + i], None) for i, key in enumerate(keys)]
                     )
                 await conn.run(write_batch, batch, timeout=600)
                 rows += batch.count

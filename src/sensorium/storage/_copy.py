@@ -11,7 +11,7 @@ server takes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -126,13 +126,12 @@ class ReadingBatch:
     # What the transaction sends, made by `seal` once no row is added any more.
     sealed: _Sealed | None = None
 
-    def add_rows(self, rows: Iterable[tuple[int, int, int, float, int | None]]) -> None:
+    def add_rows(self, rows: Sequence[tuple[int, int, int, float, int | None]]) -> None:
         """Take rows ``(device_key, metric_id, ts_us, value, seq)``; they are encoded when
         the batch is sealed."""
         assert self.sealed is None, "rows added to a sealed batch"
-        before = len(self.rows)
         self.rows.extend(rows)
-        self.count += len(self.rows) - before
+        self.count += len(rows)
 
     @property
     def days(self) -> set[int]:
