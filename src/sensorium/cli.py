@@ -630,6 +630,12 @@ def bench(
     rate: Annotated[float, typer.Option(help="ingest: messages/s for the fleet; 0 = max.")] = 0,
     transport: Annotated[str, typer.Option(help="ingest: mqtt or http.")] = "mqtt",
     http_batch: Annotated[int, typer.Option(help="ingest over http: messages per request.")] = 10,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1, help="writer: interleaved rounds of the writer and its baselines (medians)."
+        ),
+    ] = 5,
     actors: Annotated[
         str | None,
         typer.Option(help="actors, scale: device actor counts, e.g. 10000,100000."),
@@ -697,6 +703,7 @@ def bench(
     configure_logging(log_format="text", level="warning")
     raise_open_file_limit()
     options = SuiteOptions(
+        rounds=rounds,
         ingest=IngestBenchOptions(
             devices=devices or 2000,
             messages=messages,

@@ -157,7 +157,11 @@ class Writer:
                 async with send:
                     while (built := await self._build()) is not None:
                         batch, receipts, ended = built
-                        batch.seal()  # here, while the previous batch commits
+                        # Encoded here, while earlier batches commit, and in a worker
+                        # thread: 40-100 ms of numpy would otherwise hold up this
+                        # thread's event loop, and with it the committing connections'
+                        # next statements (the server sat idle waiting for them).
+                        await trio.to_thread.run_sync(batch.seal)
                         await send.send((batch, receipts))
                         self._counters.batch_started = None
                         if ended:

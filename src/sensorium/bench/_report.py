@@ -118,6 +118,10 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 f"{writer['rows_per_s'] / base['rows_per_s']:.2f}",
             )
         console.print(table)
+        console.print(
+            "writer / one-transaction COPY, round by round: "
+            + " / ".join(f"{ratio:.2f}" for ratio in report["per_round_vs_asyncpg_copy"])
+        )
     if report.get("suite") == "query":
         table = Table(
             title=(

@@ -56,6 +56,14 @@ async def run_writer_bench(
         },
         "baselines": baselines,
         "writer_alone": writer_median,
+        # Each round's writer against the COPY run just before it: the same minute of
+        # a noisy machine. Their spread shows how far one figure can be trusted.
+        "per_round_vs_asyncpg_copy": [
+            writer / copy
+            for writer, copy in zip(
+                writer_median["runs"], baselines["asyncpg_copy"]["runs"], strict=True
+            )
+        ],
         "ratios": {
             "writer_vs_asyncpg_copy": (
                 writer_median["rows_per_s"] / baselines["asyncpg_copy"]["rows_per_s"]
