@@ -111,14 +111,22 @@ def test_bench_archive_compares_ingest_with_and_without_dropping_an_old_day(
 
 def test_bench_writer_reports_the_writer_beside_asyncpg(tmp_path: Path) -> None:
     result, report = _bench(
-        tmp_path, "writer", "--devices", "50", "--messages", "10", "--plot", str(tmp_path / "w.png")
-    )
+        tmp_path,
+        "writer",
+        "--devices", "50", "--messages", "10", "--rounds", "2",
+        "--plot", str(tmp_path / "w.png"),
+    )  # fmt: skip
     assert (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG\r\n")
     assert report["writer_alone"]["rows"] == 50 * 10 * 3
-    assert len(report["writer_alone"]["runs"]) == 3
+    assert report["options"]["rounds"] == 2
+    assert len(report["writer_alone"]["runs"]) == 2
     assert set(report["baselines"]) == {"asyncpg_copy", "asyncpg_copy_batched"}
+    assert all(len(base["runs"]) == 2 for base in report["baselines"].values())
     assert all(ratio > 0 for ratio in report["ratios"].values())
+    per_round = report["per_round_vs_asyncpg_copy"]
+    assert len(per_round) == 2 and all(ratio > 0 for ratio in per_round)
     assert "the engine's writer" in result.stdout
+    assert "round by round: " + " / ".join(f"{r:.2f}" for r in per_round) in result.stdout
 
 
 def test_bench_scale_draws_curves_over_devices_metrics_and_actors(tmp_path: Path) -> None:
