@@ -102,6 +102,7 @@ def test_schema_is_migrated_with_partitioned_readings(stack: StackHandle) -> Non
     db_fetch(url, "SELECT ensure_readings_partitions('2026-01-01', '2026-01-03')")
     for table in (
         "rollup_1m",
+        "rollup_1m_delta",
         "rollup_1h",
         "rollup_1d",
         "device_ingest",

@@ -50,7 +50,7 @@ SELECT metric_id, date_bin(make_interval(secs => $2), bucket, timestamptz 'epoch
 FROM (SELECT * FROM {tier} WHERE device_key = $1
       UNION ALL
       SELECT device_key, metric_id, bucket, count, sum, min, max, last_ts, last_value
-      FROM rollup_1m WHERE device_key = $1 AND NOT merged) x
+      FROM rollup_1m_delta WHERE device_key = $1) x
 GROUP BY 1, 2 ORDER BY 1, 2
 """
 
@@ -184,8 +184,11 @@ def test_folded_rollups_equal_the_raw_aggregate(
     _assert_rollups_match_raw(database, device_key)
     rows = db_fetch(
         database,
-        """SELECT bucket, metric_id, count(*) AS n, bool_and(merged) AS merged FROM rollup_1m
-           WHERE device_key = $1 GROUP BY 1, 2""",
+        """SELECT bucket, metric_id, count(*) AS n, bool_and(folded) AS merged
+           FROM (SELECT bucket, metric_id, true AS folded FROM rollup_1m WHERE device_key = $1
+                 UNION ALL
+                 SELECT bucket, metric_id, false FROM rollup_1m_delta WHERE device_key = $1) r
+           GROUP BY 1, 2""",
         device_key,
     )
     for row in rows:

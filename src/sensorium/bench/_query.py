@@ -169,7 +169,9 @@ async def _settle(url: str, say: Any) -> None:
     queries do not share the disks with autovacuum and checkpoints of the load."""
     conn = await connect(url, command_timeout=3600)
     try:
-        await conn.execute("VACUUM (ANALYZE) readings, rollup_1m, rollup_1h, rollup_1d")
+        await conn.execute(
+            "VACUUM (ANALYZE) readings, rollup_1m, rollup_1m_delta, rollup_1h, rollup_1d"
+        )
         await conn.execute("CHECKPOINT")
     finally:
         await conn.close()

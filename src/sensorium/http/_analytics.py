@@ -260,8 +260,12 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
                 return None
             rows = await conn.fetch(
                 """SELECT DISTINCT ON (r.metric_id) m.name, r.last_ts, r.last_value
-                   FROM rollup_1m r JOIN metrics m ON m.id = r.metric_id
-                   WHERE r.device_key = $1
+                   FROM (SELECT metric_id, bucket, last_ts, last_value FROM rollup_1m
+                         WHERE device_key = $1
+                         UNION ALL
+                         SELECT metric_id, bucket, last_ts, last_value FROM rollup_1m_delta
+                         WHERE device_key = $1) r
+                   JOIN metrics m ON m.id = r.metric_id
                    ORDER BY r.metric_id, r.bucket DESC, r.last_ts DESC""",
                 key,
             )

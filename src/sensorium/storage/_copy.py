@@ -1,4 +1,5 @@
-"""The writer's transaction: readings and minute-rollup deltas by binary COPY,
+"""The writer's transaction: readings and minute-rollup deltas (`rollup_1m_delta`) by
+binary COPY,
 high-water marks, dead letters and the batch id, committed together.
 
 A batch takes rows as they come (a list extend per request: the device actors' requests
@@ -283,7 +284,7 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
                 timeout=timeout,
             )
             await conn.copy_to_table(
-                "rollup_1m",
+                "rollup_1m_delta",
                 source=sealed.rollups,
                 columns=_ROLLUP_COLUMNS,
                 format="binary",

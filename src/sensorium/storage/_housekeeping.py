@@ -1,9 +1,10 @@
 """Housekeeping on the primary, off the ingest path: folding minute-rollup deltas (and
 adding them to the hour and day rollups) and forgetting old batch ids.
 
-The writer appends one rollup delta per (device, metric, minute) a batch touched
-(migration 0004); reads aggregate them, so they are right at any moment. Folding the
-deltas of closed minutes into one row keeps those reads, and the table, small.
+The writer appends one rollup delta per (device, metric, minute) a batch touched to
+`rollup_1m_delta` (migrations 0004, 0012); reads add them to the folded rows, so they
+are right at any moment. Folding the deltas of closed minutes into one row of
+`rollup_1m` keeps those reads, and the delta table, small.
 """
 
 from __future__ import annotations
@@ -19,29 +20,34 @@ __all__ = ["HousekeepingOptions", "compact_rollups", "keep_house", "prune_batch_
 
 log = get_logger(__name__)
 
-# Up to `$2` (device, metric, minute) keys with unfolded deltas in minutes that ended
-# `$1` seconds ago or earlier: all their rows, folded or not, become one folded row.
-# A delta a batch commits meanwhile is not in this statement's snapshot: it stays
-# unfolded, for the next pass.
+# Up to `$2` (device, metric, minute) keys with deltas in minutes that ended `$1`
+# seconds ago or earlier: their deltas, and the row already folded for the key if a
+# late reading brought the minute back, become one folded row of rollup_1m; the deltas
+# alone are added to the hour and day tiers. A delta a batch commits meanwhile is not
+# in this statement's snapshot: it stays, for the next pass.
 _FOLD = """
 WITH keys AS (
-    SELECT DISTINCT device_key, metric_id, bucket FROM rollup_1m
-    WHERE NOT merged AND bucket < now() - interval '1 minute' - make_interval(secs => $1)
+    SELECT DISTINCT device_key, metric_id, bucket FROM rollup_1m_delta
+    WHERE bucket < now() - interval '1 minute' - make_interval(secs => $1)
     LIMIT $2
-), gone AS (
+), fresh AS (
+    DELETE FROM rollup_1m_delta r USING keys k
+    WHERE r.device_key = k.device_key AND r.metric_id = k.metric_id AND r.bucket = k.bucket
+    RETURNING r.device_key, r.metric_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_ts,
+              r.last_value
+), earlier AS (
     DELETE FROM rollup_1m r USING keys k
     WHERE r.device_key = k.device_key AND r.metric_id = k.metric_id AND r.bucket = k.bucket
-    RETURNING r.*
+    RETURNING r.device_key, r.metric_id, r.bucket, r.count, r.sum, r.min, r.max, r.last_ts,
+              r.last_value
 ), folded AS (
     INSERT INTO rollup_1m (device_key, metric_id, bucket, count, sum, min, max, last_ts,
                            last_value, merged)
     SELECT device_key, metric_id, bucket, sum(count), sum(sum), min(min), max(max),
            max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1], true
-    FROM gone
+    FROM (SELECT * FROM fresh UNION ALL SELECT * FROM earlier) g
     GROUP BY device_key, metric_id, bucket
     RETURNING 1
-), fresh AS (
-    SELECT * FROM gone WHERE NOT merged
 )%s
 SELECT count(*) FROM folded
 """

@@ -8,9 +8,9 @@ seconds at the edges. A 30-day, 1-hour-bucket query for a range ending now reads
 hour rows, up to 59 minute rows and a minute of raw readings, instead of 43,200 rows.
 
 Every source yields partial aggregates (count, sum, min, max, last_ts, last_value);
-one GROUP BY combines them. The hour and day tiers hold only what the compactor has
-folded (migration 0006): each tier piece adds the minute deltas not folded yet, so the
-answer is exact at every moment.
+one GROUP BY combines them. `rollup_1m` and the hour and day tiers hold only what the
+compactor has folded (migrations 0006, 0012): each rollup piece adds the minute deltas
+not folded yet (`rollup_1m_delta`), so the answer is exact at every moment.
 """
 
 from __future__ import annotations
@@ -109,11 +109,11 @@ def _union(pieces: list[Piece], where: str, first_param: int) -> tuple[str, list
             f"SELECT {_COLUMNS} FROM {piece.source} "
             f"WHERE {where} AND bucket >= {lo} AND bucket < {hi}"
         )
-        if piece.source != "rollup_1m":  # what the compactor has not added to the tier yet
-            selects.append(
-                f"SELECT {_COLUMNS} FROM rollup_1m "
-                f"WHERE {where} AND NOT merged AND bucket >= {lo} AND bucket < {hi}"
-            )
+        # What the compactor has not folded yet: not in rollup_1m, nor in the tiers.
+        selects.append(
+            f"SELECT {_COLUMNS} FROM rollup_1m_delta "
+            f"WHERE {where} AND bucket >= {lo} AND bucket < {hi}"
+        )
     return "\n        UNION ALL ".join(selects), bounds
 
 
