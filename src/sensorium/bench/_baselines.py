@@ -22,6 +22,7 @@ __all__ = [
     "asyncpg_copy_batched",
     "median_run",
     "records_of",
+    "replicas_caught_up",
     "sql_baselines",
     "writer_alone",
     "writer_rounds",
@@ -100,6 +101,28 @@ async def _ensure_partitions(db: Connection | Pool, stamps_us: list[int]) -> Non
         epoch_day + dt.timedelta(days=min(days)),
         epoch_day + dt.timedelta(days=max(days)),
     )
+
+
+async def replicas_caught_up(url: str, *, timeout_s: float = 60.0) -> None:
+    """Wait until every streaming replica has replayed all the primary's WAL. The
+    replicas replay on the same two cores: without this, one run's WAL is still being
+    replayed while the next run is timed (measured: a replica's 0.3 CPU s of replay
+    showing up in the following run's window)."""
+    conn = await connect(url)
+    try:
+        target = await conn.fetchval("SELECT pg_current_wal_lsn()")
+        with trio.move_on_after(timeout_s):
+            while True:  # polling the server: there is nothing local to wait on
+                behind = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_replication "
+                    "WHERE replay_lsn IS NULL OR replay_lsn < $1",
+                    target,
+                )
+                if not behind:
+                    break
+                await trio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 def median_run(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -211,12 +234,15 @@ async def writer_rounds(
     batched: list[dict[str, float]] = []
     writer: list[dict[str, float]] = []
     for round_ in range(rounds):
+        await replicas_caught_up(url)
         one_tx.append(await asyncpg_copy(url, records, f"bench_asyncpg_{round_}"))
+        await replicas_caught_up(url)
         batched.append(
             await asyncpg_copy_batched(
                 url, rows, batch_rows=WRITER_BATCH_ROWS, shift_us=(2 * round_ + 1) * 86_400_000_000
             )
         )
+        await replicas_caught_up(url)
         writer.append(await writer_alone(url, rows, shift_us=(2 * round_ + 2) * 86_400_000_000))
     return median_run(writer), {
         "asyncpg_copy": median_run(one_tx),
