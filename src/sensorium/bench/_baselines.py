@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import trio
@@ -78,7 +79,7 @@ async def asyncpg_copy_batched(
     records = records_of([(k, m, ts + shift_us, v, s) for k, m, ts, v, s in rows])
     conn = await connect(url, command_timeout=600)
     try:
-        await _ensure_partitions(conn, [ts + shift_us for _, _, ts, _, _ in rows])
+        await _ensure_partitions(conn, (ts + shift_us for _, _, ts, _, _ in rows))
         started = time.perf_counter()
         for index in range(0, len(records), batch_rows):
             async with conn.transaction():
@@ -93,7 +94,7 @@ async def asyncpg_copy_batched(
     return {"rows": len(records), "seconds": seconds, "rows_per_s": len(records) / seconds}
 
 
-async def _ensure_partitions(db: Connection | Pool, stamps_us: list[int]) -> None:
+async def _ensure_partitions(db: Connection | Pool, stamps_us: Iterable[int]) -> None:
     days = {ts // 86_400_000_000 for ts in stamps_us}
     epoch_day = dt.date(1970, 1, 1)
     await db.execute(
@@ -203,7 +204,7 @@ async def writer_alone(
     try:
         # As for the batched COPY: the days' partitions exist before timing starts (the
         # engine creates them ahead of the clock; the writer checks they exist).
-        await _ensure_partitions(pool, [ts for _, _, ts, _, _ in shifted])
+        await _ensure_partitions(pool, (ts for _, _, ts, _, _ in shifted))
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             started = time.perf_counter()

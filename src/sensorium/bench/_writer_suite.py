@@ -20,8 +20,8 @@ def _generated_rows(
     """Rows shaped like the ingest bench's: one message a second per device, starting
     5 s before a minute begins. Pinned, because the minute boundaries decide how many
     rollup rows the writer writes: started at a wall-clock second, 10 messages fell in
-    one minute or (about one run in seven) straddled two, and the rollup work doubled. This way
-    every device's first messages end a minute (the costlier case, every run)."""
+    one minute or (about one run in seven) straddled two, and the rollup work doubled.
+    This way every device's first messages end a minute (the costlier case, every run)."""
     start_ms = ((int(time.time()) - messages - 3600) // 60 * 60 - 5) * 1000
     return [
         (

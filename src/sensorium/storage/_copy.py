@@ -1,6 +1,5 @@
 """The writer's transaction: readings and minute-rollup deltas (`rollup_1m_delta`) by
-binary COPY,
-high-water marks, dead letters and the batch id, committed together.
+binary COPY, high-water marks, dead letters and the batch id, committed together.
 
 A batch takes rows as they come (a list extend per request: the device actors' requests
 are a few rows each) and encodes them once, when it is sealed, column by column with
