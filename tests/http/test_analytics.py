@@ -43,7 +43,7 @@ def _fold_now(stack: StackHandle) -> None:
     async def fold() -> None:
         pool = await create_pool(stack.db_url(), min_size=1, max_size=1)
         try:
-            assert await compact_rollups(pool, settle_s=0, keys_per_pass=100_000) > 0
+            assert await compact_rollups(pool, settle_s=0, rows_per_pass=100_000) > 0
         finally:
             await pool.close()
 

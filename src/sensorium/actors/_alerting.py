@@ -262,14 +262,15 @@ _SCOPE = (
     "AND ($4::text IS NULL OR $4 = ANY(d.tags))"
 )
 _GONE_QUIET = f"""
-SELECT d.key, d.id, now() AS at FROM devices d JOIN device_ingest i ON i.device_key = d.key
-WHERE {_SCOPE} AND i.last_seen < now() - make_interval(secs => $5)
+SELECT d.key, d.id, now() AS at FROM devices d
+WHERE {_SCOPE} AND device_last_seen(d.key) < now() - make_interval(secs => $5)
   AND NOT EXISTS (SELECT FROM alerts a
                   WHERE a.rule_id = $2 AND a.device_key = d.key AND a.state <> 'resolved')
 """
 _SPOKE_AGAIN = f"""
 SELECT d.key, d.id, i.last_seen AS at FROM alerts a
-JOIN devices d ON d.key = a.device_key JOIN device_ingest i ON i.device_key = d.key
+JOIN devices d ON d.key = a.device_key
+CROSS JOIN LATERAL (SELECT device_last_seen(d.key) AS last_seen) i
 WHERE {_SCOPE} AND a.rule_id = $2 AND a.state <> 'resolved'
   AND i.last_seen > a.opened_at
 """

@@ -10,8 +10,8 @@ Two batches may be written at once, each in its own transaction on its own conne
 (the server's COPY of one batch is single-threaded; two keep both cores busy), but
 their receipts settle strictly in order: a batch's receipts settle only once it and
 every batch before it committed. Two batches never hold the same reading (the device
-actors de-duplicate), and both take their device rows' locks in key order, so they
-cannot deadlock.
+actors de-duplicate), and a batch only appends rows, so neither waits for the other's
+locks.
 
 A failed write is retried with backoff until it lands; when the connection dropped
 during COMMIT, the batch id (written in the same transaction) says whether it landed,

@@ -131,10 +131,10 @@ async def _load(stack: BenchStack, devices: int, *, bulk: bool, say: Any) -> _Da
         rows = await _load_month(stack.primary_url, keys, metric_id, end_us, say)
         pool = await create_pool(stack.primary_url, min_size=1, max_size=1, command_timeout=600)
         try:
-            folded = await compact_rollups(pool, settle_s=0, keys_per_pass=500_000)
+            folded = await compact_rollups(pool, settle_s=0, rows_per_pass=100_000)
         finally:
             await pool.close()
-        say(f"folded {folded:,} minute keys")
+        say(f"folded {folded:,} device rows of minute deltas")
     return _Dataset(
         devices={d.id: key_of[d.id] for d in fleet},
         metric_id=metric_id,
@@ -170,7 +170,7 @@ async def _settle(url: str, say: Any) -> None:
     conn = await connect(url, command_timeout=3600)
     try:
         await conn.execute(
-            "VACUUM (ANALYZE) readings, rollup_1m, rollup_1m_delta, rollup_1h, rollup_1d"
+            "VACUUM (ANALYZE) readings, rollup_1m, device_deltas, rollup_1h, rollup_1d"
         )
         await conn.execute("CHECKPOINT")
     finally:

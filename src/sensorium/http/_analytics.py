@@ -269,9 +269,7 @@ def analytics_blueprint(reads: ReadPools, guard: Guard) -> Blueprint:
                    ORDER BY r.metric_id, r.bucket DESC, r.last_ts DESC""",
                 key,
             )
-            seen = await conn.fetchval(
-                "SELECT last_seen FROM device_ingest WHERE device_key = $1", key
-            )
+            seen = await conn.fetchval("SELECT device_last_seen($1)", key)
             return {
                 "device_id": device_id,
                 "last_seen": seen.isoformat() if seen else None,

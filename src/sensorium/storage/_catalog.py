@@ -120,9 +120,13 @@ class DeviceDirectory:
 
 
 async def load_high_water_marks(pool: Pool) -> dict[int, int]:
-    """Every device's committed high-water mark, in µs since the epoch."""
+    """Every device's committed high-water mark, in µs since the epoch: the folded one
+    or a later batch's, not folded yet."""
     rows = await pool.fetch(
-        """SELECT device_key,
-                  (extract(epoch FROM hwm_ts) * 1000000)::int8 AS hwm_us FROM device_ingest"""
+        """SELECT device_key, (extract(epoch FROM max(hwm_ts)) * 1000000)::int8 AS hwm_us
+           FROM (SELECT device_key, hwm_ts FROM device_ingest
+                 UNION ALL
+                 SELECT device_key, hwm_ts FROM device_deltas) m
+           GROUP BY device_key"""
     )
     return {row["device_key"]: row["hwm_us"] for row in rows}

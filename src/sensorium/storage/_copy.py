@@ -1,18 +1,20 @@
-"""The writer's transaction: readings and minute-rollup deltas (`rollup_1m_delta`) by
-binary COPY, high-water marks, dead letters and the batch id, committed together.
+"""The writer's transaction: the readings, and one `device_deltas` row per device (its
+minute-rollup deltas and high-water mark), by binary COPY, with dead letters and the
+batch id, committed together. Appends only: no row another batch could lock.
 
 A batch takes rows as they come (a list extend per request: the device actors' requests
 are a few rows each) and encodes them once, when it is sealed, column by column with
-numpy: the readings straight into PostgreSQL's binary COPY layout, the minute rollups
-and the per-device high-water marks by one sort and segment reductions. No datetime
-objects, no per-row Python: that is what lets one Python process keep up with what the
-server takes.
+numpy: the readings straight into PostgreSQL's binary COPY layout; the minute rollups
+and the per-device high-water marks by one sort and segment reductions, then packed
+into each device's row of arrays. No datetime objects, no per-row Python: that is what
+lets one Python process keep up with what the server takes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -58,22 +60,76 @@ _READING_NULL_SEQ, _READING_NULL_SEQ_CONST = _layout(
     ("ts", ">i8", 8), ("value", ">f8", 8), ("device_key", ">i4", 4), ("metric_id", ">i2", 2),
     ("seq", "", -1),
 )  # fmt: skip
-_ROLLUP_COLUMNS = (
-    "device_key",
-    "metric_id",
-    "bucket",
-    "count",
-    "sum",
-    "min",
-    "max",
-    "last_ts",
-    "last_value",
+# A device's row of device_deltas (migration 0013): scalars, then one array per rollup
+# column with an element per (metric, minute) the batch touched. written_at is the
+# server's (its default, the transaction time).
+_DELTA_SCALARS = ("device_key", "hwm_ts", "readings")
+# name, element type OID (pg_type), element layout
+_DELTA_ARRAYS = (
+    ("metric_id", 21, ">i2"),  # int2
+    ("bucket", 1184, ">i8"),  # timestamptz
+    ("count", 23, ">i4"),  # int4
+    ("sum", 701, ">f8"),  # float8
+    ("min", 701, ">f8"),
+    ("max", 701, ">f8"),
+    ("last_ts", 1184, ">i8"),
+    ("last_value", 701, ">f8"),
 )
-_ROLLUP, _ROLLUP_CONST = _layout(
-    ("device_key", ">i4", 4), ("metric_id", ">i2", 2), ("bucket", ">i8", 8),
-    ("count", ">i4", 4), ("sum", ">f8", 8), ("min", ">f8", 8), ("max", ">f8", 8),
-    ("last_ts", ">i8", 8), ("last_value", ">f8", 8),
-)  # fmt: skip
+_DELTA_COLUMNS = _DELTA_SCALARS + tuple(name for name, _, _ in _DELTA_ARRAYS)
+
+
+@lru_cache(maxsize=256)
+def _delta_row(elements: int) -> tuple[np.dtype[np.void], dict[str, int]]:
+    """The binary COPY layout of a device_deltas row with ``elements`` array elements
+    (rows are grouped by that count, so each group is one fixed-size record array):
+    the scalars as in `_layout`; per array, its field length, the array header (one
+    dimension, no NULLs, the element type, ``elements`` long, from 1), then (length,
+    value) per element. Returns the dtype and the constant cells."""
+    fields: list[Any] = [
+        ("n", ">i2"),
+        ("device_key_len", ">i4"), ("device_key", ">i4"),
+        ("hwm_ts_len", ">i4"), ("hwm_ts", ">i8"),
+        ("readings_len", ">i4"), ("readings", ">i4"),
+    ]  # fmt: skip
+    constants = {"n": len(_DELTA_COLUMNS), "device_key_len": 4, "hwm_ts_len": 8,
+                 "readings_len": 4}  # fmt: skip
+    header = ("len", "ndim", "flags", "oid", "dim", "lbound")
+    for name, oid, kind in _DELTA_ARRAYS:
+        size = np.dtype(kind).itemsize
+        cells = (20 + elements * (4 + size), 1, 0, oid, elements, 1)
+        for part, value in zip(header, cells, strict=True):
+            fields.append((f"{name}_{part}", ">i4"))
+            constants[f"{name}_{part}"] = value
+        fields.append((name, [("len", ">i4"), ("value", kind)], (elements,)))
+    return np.dtype(fields), constants
+
+
+def _encode_delta_rows(
+    scalars: dict[str, npt.NDArray[Any]],
+    elements: dict[str, npt.NDArray[Any]],
+    first: npt.NDArray[np.intp],
+    sizes: npt.NDArray[np.intp],
+) -> bytes:
+    """Device rows as binary COPY data: ``scalars`` hold one value per device,
+    ``elements`` one per (device, metric, minute), device by device; a device's elements
+    start at ``first`` and number ``sizes``."""
+    parts = []
+    for size in np.unique(sizes).tolist():
+        devices = np.flatnonzero(sizes == size)
+        at = first[devices][:, None] + np.arange(size)
+        layout, constants = _delta_row(size)
+        records = np.empty(len(devices), dtype=layout)
+        for name, value in constants.items():
+            records[name] = value
+        for name, column in scalars.items():
+            records[name] = column[devices]
+        for name, _, kind in _DELTA_ARRAYS:
+            cells = records[name]
+            cells["len"] = np.dtype(kind).itemsize
+            cells["value"] = elements[name][at]
+        parts.append(records.tobytes())
+    return b"".join(parts)
+
 
 Int64s = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -106,10 +162,8 @@ class DeadLetterRow:
 @dataclass(frozen=True, slots=True)
 class _Sealed:
     readings: bytearray  # the readings as binary COPY data
-    rollups: bytearray  # one minute-rollup delta per (device, metric, minute)
-    device_keys: list[int]
-    device_hwms: list[int]
-    device_counts: list[int]
+    deltas: bytearray  # one device_deltas row per device, as binary COPY data
+    devices: int
     days: set[int]  # UTC days (µs // day) touched
 
 
@@ -184,7 +238,7 @@ def _columns_of(
 def _seal(rows: list[tuple[int, int, int, float, int | None]]) -> _Sealed:
     if not rows:
         empty = bytearray(_HEADER + _TRAILER)
-        return _Sealed(empty, bytearray(empty), [], [], [], set())
+        return _Sealed(empty, bytearray(empty), 0, set())
     keys, metrics, stamps, values, seqs, null_seq = _columns_of(rows)
     readings = bytearray(_HEADER)
     reading = {"ts": stamps - _PG_EPOCH_US, "value": values, "device_key": keys,
@@ -218,36 +272,29 @@ def _seal(rows: list[tuple[int, int, int, float, int | None]]) -> _Sealed:
     new_group[1:] |= (metrics[1:] != metrics[:-1]) | (minutes[1:] != minutes[:-1])
     starts = np.flatnonzero(new_group)
     ends = np.append(starts[1:], size) - 1
-    rollups = bytearray(_HEADER)
-    rollups += _encode(
-        _ROLLUP, _ROLLUP_CONST,
-        {"device_key": keys[starts], "metric_id": metrics[starts],
-         "bucket": minutes[starts] - _PG_EPOCH_US, "count": np.diff(np.append(starts, size)),
-         "sum": np.add.reduceat(values, starts), "min": np.minimum.reduceat(values, starts),
-         "max": np.maximum.reduceat(values, starts),
-         "last_ts": stamps[ends] - _PG_EPOCH_US, "last_value": values[ends]},
-    )  # fmt: skip
-    rollups += _TRAILER
     device_starts = np.flatnonzero(new_device)
+    # Each device's first group, and how many groups (array elements) it has.
+    first_group = np.flatnonzero(new_device[starts])
+    deltas = bytearray(_HEADER)
+    deltas += _encode_delta_rows(
+        {"device_key": keys[device_starts],
+         "hwm_ts": np.maximum.reduceat(stamps, device_starts) - _PG_EPOCH_US,
+         "readings": np.diff(np.append(device_starts, size))},
+        {"metric_id": metrics[starts], "bucket": minutes[starts] - _PG_EPOCH_US,
+         "count": np.diff(np.append(starts, size)), "sum": np.add.reduceat(values, starts),
+         "min": np.minimum.reduceat(values, starts), "max": np.maximum.reduceat(values, starts),
+         "last_ts": stamps[ends] - _PG_EPOCH_US, "last_value": values[ends]},
+        first_group,
+        np.diff(np.append(first_group, len(starts))),
+    )  # fmt: skip
+    deltas += _TRAILER
     return _Sealed(
         readings=readings,
-        rollups=rollups,
-        device_keys=keys[device_starts].tolist(),
-        device_hwms=np.maximum.reduceat(stamps, device_starts).tolist(),
-        device_counts=np.diff(np.append(device_starts, size)).tolist(),
+        deltas=deltas,
+        devices=len(device_starts),
         days={int(day) for day in np.unique(stamps // _DAY_US)},
     )
 
-
-_UPSERT_INGEST = """
-INSERT INTO device_ingest AS d (device_key, hwm_ts, last_seen, readings)
-SELECT k, timestamptz 'epoch' + h * interval '1 microsecond', now(), n
-FROM unnest($1::int4[], $2::int8[], $3::int8[]) AS u(k, h, n)
-ON CONFLICT (device_key) DO UPDATE SET
-    hwm_ts = greatest(d.hwm_ts, excluded.hwm_ts),
-    last_seen = excluded.last_seen,
-    readings = d.readings + excluded.readings
-"""
 
 _INSERT_DEAD = """
 INSERT INTO dead_letters (source, tenant_id, device_id, topic, reason, detail, payload,
@@ -264,11 +311,9 @@ def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]
 async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout: float) -> None:
     """Write ``batch`` in one transaction (an asyncio coroutine: cross the bridge once).
 
-    The device rows' upsert comes last: its row locks are the only ones two batches in
-    flight can contend for (a device whose readings straddle the two), and a lock is
-    held until COMMIT. Taken last, the other batch waits for this COMMIT alone, not
-    for the rollup COPY as well (measured: upserts of 3,000 devices took 35 ms alone
-    and up to 416 ms waiting behind the other batch)."""
+    Every statement appends: two batches in flight never wait for each other's locks.
+    (Until migration 0013 each batch upserted its devices' rows of device_ingest; a
+    device in both batches made the second wait for the first one's COMMIT.)"""
     sealed = batch.seal()
     async with conn.transaction():
         if batch.count:
@@ -283,9 +328,9 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
                 timeout=timeout,
             )
             await conn.copy_to_table(
-                "rollup_1m_delta",
-                source=sealed.rollups,
-                columns=_ROLLUP_COLUMNS,
+                "device_deltas",
+                source=sealed.deltas,
+                columns=_DELTA_COLUMNS,
                 format="binary",
                 timeout=timeout,
             )
@@ -310,14 +355,6 @@ async def write_batch(conn: asyncpg.Connection, batch: ReadingBatch, *, timeout:
             batch.count,
             timeout=timeout,
         )
-        if batch.count:
-            await conn.execute(
-                _UPSERT_INGEST,
-                sealed.device_keys,
-                sealed.device_hwms,
-                sealed.device_counts,
-                timeout=timeout,
-            )
 
 
 async def batch_committed(conn: asyncpg.Connection, batch_id: int, *, timeout: float) -> bool:

@@ -146,7 +146,7 @@ class DevicePage:
 
 _SELECT = """
 SELECT d.key, d.id, d.name, d.tenant_id, d.tags, d.created_at, d.updated_at, i.last_seen
-FROM devices d LEFT JOIN device_ingest i ON i.device_key = d.key
+FROM devices d CROSS JOIN LATERAL (SELECT device_last_seen(d.key) AS last_seen) i
 """
 
 
