@@ -4,9 +4,9 @@
 -- rollup_1m_delta and upserted the device's row of device_ingest. The upsert's row
 -- locks made two batches in flight wait on each other's COMMIT (a device in both), and
 -- each delta row was one more index entry for the primary to write and the replicas to
--- replay. Measured with `sensorium bench writer` (10,000 devices x 10 messages x 3
--- metrics, interleaved rounds on one stack): 0.68-0.70 of asyncpg's one-transaction
--- COPY before, 0.79-0.80 with this table (BENCHMARKS.md, 2026-11-26 afternoon).
+-- replay. Measured with `sensorium bench writer --devices 10000 --messages 10`, runs
+-- interleaved: 0.61-0.65 of asyncpg's one-transaction COPY before, 0.71-0.77 with this
+-- table (BENCHMARKS.md, 2026-11-26 08:05-09:05 UTC).
 --
 -- device_ingest keeps what the compactor has folded; the current state of a device is
 -- that together with its rows here (device_last_seen below; the writer's high-water
