@@ -113,7 +113,27 @@ def _compact(url: str) -> int:
     return folded
 
 
+# The device's mark and count: folded (device_ingest) and not folded yet (device_deltas),
+# against the raw readings.
+_MARKS = """
+SELECT (SELECT max(ts) FROM readings WHERE device_key = $1) AS raw_hwm,
+       (SELECT count(*) FROM readings WHERE device_key = $1) AS raw_count,
+       (SELECT max(hwm_ts) FROM (SELECT hwm_ts FROM device_ingest WHERE device_key = $1
+                                 UNION ALL
+                                 SELECT hwm_ts FROM device_deltas WHERE device_key = $1) m
+       ) AS hwm,
+       (SELECT coalesce(sum(readings), 0) FROM (
+            SELECT readings FROM device_ingest WHERE device_key = $1
+            UNION ALL
+            SELECT readings FROM device_deltas WHERE device_key = $1) m) AS count,
+       device_last_seen($1) AS last_seen
+"""
+
+
 def _assert_rollups_match_raw(url: str, device_key: int) -> None:
+    marks = db_fetch(url, _MARKS, device_key)[0]
+    assert (marks["hwm"], marks["count"]) == (marks["raw_hwm"], marks["raw_count"])
+    assert marks["last_seen"] is not None
     raw = db_fetch(url, _RAW_AGGREGATE, device_key)
     rolled = db_fetch(url, _ROLLED, device_key)
     assert [(r["metric_id"], r["bucket"], r["count"]) for r in rolled] == [

@@ -163,7 +163,6 @@ class DeadLetterRow:
 class _Sealed:
     readings: bytearray  # the readings as binary COPY data
     deltas: bytearray  # one device_deltas row per device, as binary COPY data
-    devices: int
     days: set[int]  # UTC days (µs // day) touched
 
 
@@ -238,7 +237,7 @@ def _columns_of(
 def _seal(rows: list[tuple[int, int, int, float, int | None]]) -> _Sealed:
     if not rows:
         empty = bytearray(_HEADER + _TRAILER)
-        return _Sealed(empty, bytearray(empty), 0, set())
+        return _Sealed(empty, bytearray(empty), set())
     keys, metrics, stamps, values, seqs, null_seq = _columns_of(rows)
     readings = bytearray(_HEADER)
     reading = {"ts": stamps - _PG_EPOCH_US, "value": values, "device_key": keys,
@@ -291,7 +290,6 @@ def _seal(rows: list[tuple[int, int, int, float, int | None]]) -> _Sealed:
     return _Sealed(
         readings=readings,
         deltas=deltas,
-        devices=len(device_starts),
         days={int(day) for day in np.unique(stamps // _DAY_US)},
     )
 
