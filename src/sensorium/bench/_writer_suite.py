@@ -1,6 +1,7 @@
 """`sensorium bench writer`: the engine's writer alone, fed generated rows, beside
 asyncpg's raw COPY of the same rows (one transaction, and the writer's commit size),
-three interleaved rounds on a fresh stack."""
+in interleaved rounds (`--rounds`, five by default) on a fresh stack, each timed run
+starting on a vacuumed database with both replicas caught up."""
 
 from __future__ import annotations
 
