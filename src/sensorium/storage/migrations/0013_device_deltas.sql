@@ -6,7 +6,7 @@
 -- each delta row was one more index entry for the primary to write and the replicas to
 -- replay. Measured with `sensorium bench writer --devices 10000 --messages 10`, runs
 -- interleaved: 0.61-0.65 of asyncpg's one-transaction COPY before, 0.71-0.77 with this
--- table (BENCHMARKS.md, 2026-11-26 08:05-09:05 UTC).
+-- table (BENCHMARKS.md, 2026-11-26 08:05-09:50 UTC).
 --
 -- device_ingest keeps what the compactor has folded; the current state of a device is
 -- that together with its rows here (device_last_seen below; the writer's high-water
