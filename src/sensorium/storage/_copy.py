@@ -50,6 +50,25 @@ def _layout(*fields: tuple[str, str, int | None]) -> tuple[np.dtype[np.void], di
     return np.dtype(names), constants
 
 
+def _records(
+    layout: np.dtype[np.void], constants: dict[str, int], columns: dict[str, npt.NDArray[Any]]
+) -> npt.NDArray[np.void]:
+    """Rows of ``layout``, their constant cells and ``columns`` filled in."""
+    size = len(next(iter(columns.values())))
+    records = np.empty(size, dtype=layout)
+    for name, value in constants.items():
+        records[name] = value
+    for name, column in columns.items():
+        records[name] = column
+    return records
+
+
+def _encode(
+    layout: np.dtype[np.void], constants: dict[str, int], columns: dict[str, npt.NDArray[Any]]
+) -> bytes:
+    return _records(layout, constants, columns).tobytes()
+
+
 _COLUMNS = ("ts", "value", "device_key", "metric_id", "seq")
 # ts, value, device_key, metric_id, seq: with a seq, and with a NULL one (length -1)
 _READING, _READING_CONST = _layout(
@@ -63,7 +82,7 @@ _READING_NULL_SEQ, _READING_NULL_SEQ_CONST = _layout(
 # A device's row of device_deltas (migration 0013): scalars, then one array per rollup
 # column with an element per (metric, minute) the batch touched. written_at is the
 # server's (its default, the transaction time).
-_DELTA_SCALARS = ("device_key", "hwm_ts", "readings")
+_DELTA_SCALARS = (("device_key", ">i4", 4), ("hwm_ts", ">i8", 8), ("readings", ">i4", 4))
 # name, element type OID (pg_type), element layout
 _DELTA_ARRAYS = (
     ("metric_id", 21, ">i2"),  # int2
@@ -75,24 +94,19 @@ _DELTA_ARRAYS = (
     ("last_ts", 1184, ">i8"),
     ("last_value", 701, ">f8"),
 )
-_DELTA_COLUMNS = _DELTA_SCALARS + tuple(name for name, _, _ in _DELTA_ARRAYS)
+_DELTA_COLUMNS = tuple(name for name, _, _ in _DELTA_SCALARS + _DELTA_ARRAYS)
 
 
 @lru_cache(maxsize=256)
 def _delta_row(elements: int) -> tuple[np.dtype[np.void], dict[str, int]]:
     """The binary COPY layout of a device_deltas row with ``elements`` array elements
     (rows are grouped by that count, so each group is one fixed-size record array):
-    the scalars as in `_layout`; per array, its field length, the array header (one
-    dimension, no NULLs, the element type, ``elements`` long, from 1), then (length,
-    value) per element. Returns the dtype and the constant cells."""
-    fields: list[Any] = [
-        ("n", ">i2"),
-        ("device_key_len", ">i4"), ("device_key", ">i4"),
-        ("hwm_ts_len", ">i4"), ("hwm_ts", ">i8"),
-        ("readings_len", ">i4"), ("readings", ">i4"),
-    ]  # fmt: skip
-    constants = {"n": len(_DELTA_COLUMNS), "device_key_len": 4, "hwm_ts_len": 8,
-                 "readings_len": 4}  # fmt: skip
+    the scalars as `_layout` lays them out; per array, its field length, the array
+    header (one dimension, no NULLs, the element type, ``elements`` long, from 1), then
+    (length, value) per element. Returns the dtype and the constant cells."""
+    scalars, constants = _layout(*_DELTA_SCALARS)
+    fields: list[Any] = list(scalars.descr)
+    constants["n"] = len(_DELTA_COLUMNS)  # the arrays are fields too
     header = ("len", "ndim", "flags", "oid", "dim", "lbound")
     for name, oid, kind in _DELTA_ARRAYS:
         size = np.dtype(kind).itemsize
@@ -117,12 +131,9 @@ def _encode_delta_rows(
     for size in np.unique(sizes).tolist():
         devices = np.flatnonzero(sizes == size)
         at = first[devices][:, None] + np.arange(size)
-        layout, constants = _delta_row(size)
-        records = np.empty(len(devices), dtype=layout)
-        for name, value in constants.items():
-            records[name] = value
-        for name, column in scalars.items():
-            records[name] = column[devices]
+        records = _records(
+            *_delta_row(size), {name: column[devices] for name, column in scalars.items()}
+        )
         for name, _, kind in _DELTA_ARRAYS:
             cells = records[name]
             cells["len"] = np.dtype(kind).itemsize
@@ -133,18 +144,6 @@ def _encode_delta_rows(
 
 Int64s = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
-
-
-def _encode(
-    layout: np.dtype[np.void], constants: dict[str, int], columns: dict[str, npt.NDArray[Any]]
-) -> bytes:
-    size = len(next(iter(columns.values())))
-    records = np.empty(size, dtype=layout)
-    for name, value in constants.items():
-        records[name] = value
-    for name, column in columns.items():
-        records[name] = column
-    return records.tobytes()
 
 
 @dataclass(frozen=True, slots=True)
