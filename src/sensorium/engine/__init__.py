@@ -9,6 +9,7 @@ from sensorium.engine._doorbell import Doorbell
 from sensorium.engine._errors import ActorEscalation, EngineError, MailboxClosed, MailboxFull
 from sensorium.engine._gc import tune_garbage_collector
 from sensorium.engine._mailbox import Mailbox, MailboxStatistics
+from sensorium.engine._queue import BoundedQueue
 from sensorium.engine._registry import ActorRegistry, RegistryStatistics
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ActorRegistry",
     "Behavior",
     "BehaviorFactory",
+    "BoundedQueue",
     "Distribution",
     "Doorbell",
     "EngineError",

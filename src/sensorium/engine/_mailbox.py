@@ -1,4 +1,4 @@
-"""A bounded mailbox: a trio memory channel with backpressure and statistics."""
+"""A bounded mailbox: a `BoundedQueue` with backpressure and statistics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 import trio
 
 from sensorium.engine._errors import MailboxClosed, MailboxFull
+from sensorium.engine._queue import BoundedQueue
 
 __all__ = ["Mailbox", "MailboxStatistics"]
 
@@ -25,13 +26,12 @@ class MailboxStatistics:
 class Mailbox(Generic[M]):
     """``send`` waits while full (backpressure); ``send_nowait`` raises `MailboxFull`."""
 
-    __slots__ = ("_receive", "_rejected", "_send", "_sent", "capacity")
+    __slots__ = ("_queue", "_rejected", "_sent")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError("a mailbox holds at least one message")
-        self.capacity = capacity
-        self._send, self._receive = trio.open_memory_channel[M](capacity)
+        self._queue = BoundedQueue[M](capacity)
         self._sent = 0
         self._rejected = 0
 
@@ -39,39 +39,44 @@ class Mailbox(Generic[M]):
         """Waits while full. A mailbox with room takes the message without a trio
         checkpoint: the hot path hands thousands of messages per socket read without
         yielding for each (it yields at the next read)."""
+        queue = self._queue
         try:
             try:
-                self._send.send_nowait(message)
+                queue.put_nowait(message)
             except trio.WouldBlock:
-                await self._send.send(message)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+                await queue.put(message)
+        except trio.ClosedResourceError:
             raise MailboxClosed("the mailbox is closed") from None
         self._sent += 1
 
     def send_nowait(self, message: M) -> None:
         try:
-            self._send.send_nowait(message)
+            self._queue.put_nowait(message)
         except trio.WouldBlock:
             self._rejected += 1
             raise MailboxFull(f"mailbox full ({self.capacity} messages)") from None
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+        except trio.ClosedResourceError:
             raise MailboxClosed("the mailbox is closed") from None
         self._sent += 1
 
     async def receive(self) -> M:
-        return await self._receive.receive()
+        return await self._queue.get()
 
     def receive_nowait(self) -> M:
         """Raises `trio.WouldBlock` when empty, `trio.EndOfChannel` once closed and drained."""
-        return self._receive.receive_nowait()
+        return self._queue.get_nowait()
 
     def close(self) -> None:
         """Refuse new messages; queued ones can still be received."""
-        self._send.close()
+        self._queue.close()
 
     @property
     def queued(self) -> int:
-        return self._receive.statistics().current_buffer_used
+        return len(self._queue)
+
+    @property
+    def capacity(self) -> int:
+        return self._queue.capacity
 
     def statistics(self) -> MailboxStatistics:
         return MailboxStatistics(self.capacity, self.queued, self._sent, self._rejected)
