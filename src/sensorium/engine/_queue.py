@@ -1,11 +1,10 @@
 """A bounded FIFO queue between trio tasks of one process: a deque and two parking lots.
 
 It does what the engine used trio's memory channels for (a device's mailbox, the
-writer's queue), with less work per item: every reading crosses two such queues, and a
-memory channel's ``send_nowait``/``receive_nowait`` pair costs some 0.5 us here, this
-queue's about half (measured: 100,000 requests queued and taken, 53 ms against 2x ms,
-in `benchmarks/` beside the writer's figures). It has one object for both ends, no
-clones, and no statistics beyond its length.
+writer's queue), with less work per item, and every reading crosses two such queues:
+100,000 three-row requests queued and taken into a writer's batch took 53 ms through a
+memory channel, 37 ms through this queue (BENCHMARKS.md, 2026-11-26 10:45-11:40 UTC).
+It has one object for both ends, no clones, and no statistics beyond its length.
 
 The semantics are a memory channel's: ``put`` waits while full, ``put_nowait`` raises
 `trio.WouldBlock`; after `close` a put raises `trio.ClosedResourceError` and getters
